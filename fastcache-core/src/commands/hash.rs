@@ -1,0 +1,5 @@
+//! hash commands.
+
+use super::CommandSpec;
+
+pub(crate) const COMMANDS: &[CommandSpec] = &[];

@@ -1,0 +1,5 @@
+//! keys commands.
+
+use super::CommandSpec;
+
+pub(crate) const COMMANDS: &[CommandSpec] = &[];

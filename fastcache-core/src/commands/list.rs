@@ -1,0 +1,5 @@
+//! list commands.
+
+use super::CommandSpec;
+
+pub(crate) const COMMANDS: &[CommandSpec] = &[];

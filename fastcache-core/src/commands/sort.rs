@@ -1,0 +1,5 @@
+//! sort commands.
+
+use super::CommandSpec;
+
+pub(crate) const COMMANDS: &[CommandSpec] = &[];

@@ -1,0 +1,5 @@
+//! zset commands.
+
+use super::CommandSpec;
+
+pub(crate) const COMMANDS: &[CommandSpec] = &[];

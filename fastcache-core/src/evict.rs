@@ -1,0 +1,249 @@
+//! `maxmemory` eviction and LRU/LFU access metadata.
+//!
+//! Like Redis, eviction is approximate: it samples a few keys from random
+//! shards and evicts the best candidate among them, repeating until used
+//! memory is under the limit. Each eviction is journalled as a `DEL` while
+//! the key's shard is locked (DESIGN.md, invariant 2).
+
+use std::sync::atomic::Ordering;
+
+use crate::engine::{Engine, Inner, Journal};
+use crate::record::{Op, Record};
+use crate::table::{hash, Keyed};
+
+/// Redis' `maxmemory-policy` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum EvictionPolicy {
+    /// Refuse writes over the limit (OOM error).
+    NoEviction = 0,
+    /// Evict the least recently used key.
+    AllKeysLru = 1,
+    /// Evict the least recently used key among keys with a TTL.
+    VolatileLru = 2,
+    /// Evict the least frequently used key.
+    AllKeysLfu = 3,
+    /// Evict the least frequently used key among keys with a TTL.
+    VolatileLfu = 4,
+    /// Evict a random key.
+    AllKeysRandom = 5,
+    /// Evict a random key among keys with a TTL.
+    VolatileRandom = 6,
+    /// Evict the key with the nearest expiry.
+    VolatileTtl = 7,
+}
+
+impl EvictionPolicy {
+    /// Every policy with its Redis name.
+    pub const ALL: [(EvictionPolicy, &'static str); 8] = [
+        (EvictionPolicy::NoEviction, "noeviction"),
+        (EvictionPolicy::AllKeysLru, "allkeys-lru"),
+        (EvictionPolicy::VolatileLru, "volatile-lru"),
+        (EvictionPolicy::AllKeysLfu, "allkeys-lfu"),
+        (EvictionPolicy::VolatileLfu, "volatile-lfu"),
+        (EvictionPolicy::AllKeysRandom, "allkeys-random"),
+        (EvictionPolicy::VolatileRandom, "volatile-random"),
+        (EvictionPolicy::VolatileTtl, "volatile-ttl"),
+    ];
+
+    /// Parses a Redis policy name (case-insensitive).
+    pub fn parse(s: &str) -> Option<EvictionPolicy> {
+        Self::ALL.iter().find(|(_, n)| n.eq_ignore_ascii_case(s)).map(|(p, _)| *p)
+    }
+
+    /// The Redis name.
+    pub fn name(self) -> &'static str {
+        Self::ALL[self as usize].1
+    }
+
+    pub(crate) fn from_u8(v: u8) -> EvictionPolicy {
+        Self::ALL.get(v as usize).map_or(EvictionPolicy::NoEviction, |(p, _)| *p)
+    }
+
+    /// Whether the policy tracks access frequency rather than recency.
+    pub fn is_lfu(self) -> bool {
+        matches!(self, EvictionPolicy::AllKeysLfu | EvictionPolicy::VolatileLfu)
+    }
+
+    fn volatile_only(self) -> bool {
+        matches!(
+            self,
+            EvictionPolicy::VolatileLru
+                | EvictionPolicy::VolatileLfu
+                | EvictionPolicy::VolatileRandom
+                | EvictionPolicy::VolatileTtl
+        )
+    }
+}
+
+const LRU_MASK: u32 = (1 << 24) - 1;
+const LFU_INIT_VAL: u32 = 5;
+/// Keys sampled per eviction (Redis' `maxmemory-samples` default).
+const SAMPLES: usize = 5;
+
+fn lru_clock(now_ms: u64) -> u32 {
+    ((now_ms / 1000) as u32) & LRU_MASK
+}
+
+fn lfu_minutes(now_ms: u64) -> u32 {
+    ((now_ms / 60_000) as u32) & 0xFFFF
+}
+
+impl Inner {
+    fn lfu(&self) -> bool {
+        EvictionPolicy::from_u8(self.policy.load(Ordering::Relaxed)).is_lfu()
+    }
+
+    /// Metadata for a newly written key.
+    pub(crate) fn initial_meta(&self, now: u64) -> u32 {
+        if self.lfu() {
+            (lfu_minutes(now) << 8) | LFU_INIT_VAL
+        } else {
+            lru_clock(now)
+        }
+    }
+
+    /// Updates metadata on access (Redis' `updateLFU` / LRU clock).
+    pub(crate) fn touch_meta(&self, meta: &mut u32, now: u64) {
+        if !self.lfu() {
+            *meta = lru_clock(now);
+            return;
+        }
+        let mut counter = self.lfu_decayed(*meta, now);
+        // Logarithmic increment: the higher the counter, the less likely.
+        if counter < 255 {
+            let base = counter.saturating_sub(LFU_INIT_VAL) as f64;
+            let p = 1.0 / (base * f64::from(self.lfu_log_factor.load(Ordering::Relaxed)) + 1.0);
+            if fastrand::f64() < p {
+                counter += 1;
+            }
+        }
+        *meta = (lfu_minutes(now) << 8) | counter;
+    }
+
+    /// The LFU counter after decay for the minutes elapsed since last access.
+    pub(crate) fn lfu_decayed(&self, meta: u32, now: u64) -> u32 {
+        let last = meta >> 8;
+        let counter = meta & 0xFF;
+        let nowm = lfu_minutes(now);
+        let elapsed = if nowm >= last { nowm - last } else { 65535 - last + nowm };
+        let decay = self.lfu_decay_time.load(Ordering::Relaxed);
+        let periods = if decay == 0 { 0 } else { elapsed / decay };
+        counter.saturating_sub(periods)
+    }
+
+    /// Seconds since last access (OBJECT IDLETIME) under an LRU policy.
+    pub(crate) fn idle_seconds(&self, meta: u32, now: u64) -> u64 {
+        let clock = lru_clock(now);
+        let meta = meta & LRU_MASK;
+        u64::from(if clock >= meta { clock - meta } else { LRU_MASK - meta + clock })
+    }
+}
+
+/// Evicts keys until used memory is at or under `maxmemory`. Returns false
+/// if that is impossible (policy `noeviction`, or nothing left to evict).
+pub(crate) fn make_room(engine: &Engine, journal: &mut dyn Journal) -> bool {
+    let inner = &*engine.0;
+    let max = inner.maxmemory.load(Ordering::Relaxed);
+    if max == 0 || inner.used() <= max {
+        return true;
+    }
+    let policy = EvictionPolicy::from_u8(inner.policy.load(Ordering::Relaxed));
+    if policy == EvictionPolicy::NoEviction {
+        return false;
+    }
+    let mut rng = fastrand::Rng::new();
+    // Bounded: a write never spends unbounded time evicting.
+    for _ in 0..10_000 {
+        if inner.used() <= max {
+            return true;
+        }
+        if !evict_one(inner, policy, &mut rng, journal) {
+            return false;
+        }
+    }
+    inner.used() <= max
+}
+
+/// Samples candidates and evicts the best one. False if no key qualifies.
+fn evict_one(inner: &Inner, policy: EvictionPolicy, rng: &mut fastrand::Rng, journal: &mut dyn Journal) -> bool {
+    let now = inner.clock.now_ms();
+    let nshards = inner.shards.len();
+    // (score: higher evicts first, shard, db, key)
+    let mut best: Option<(u64, usize, usize, Vec<u8>)> = None;
+    let start = rng.usize(..nshards);
+    let mut sampled = 0;
+    for off in 0..nshards {
+        if sampled >= SAMPLES {
+            break;
+        }
+        let si = (start + off) % nshards;
+        let shard = inner.shards[si].lock();
+        for (dbi, db) in shard.dbs.iter().enumerate() {
+            let from_volatile = policy.volatile_only();
+            let n = if from_volatile { db.volatile.len() } else { db.len() };
+            if n == 0 {
+                continue;
+            }
+            for _ in 0..SAMPLES.min(n) {
+                let key: Vec<u8> = if from_volatile {
+                    match db.volatile.random(rng) {
+                        Some(k) => k.to_vec(),
+                        None => continue,
+                    }
+                } else {
+                    match db.keys.random(rng) {
+                        Some(e) => e.key().to_vec(),
+                        None => continue,
+                    }
+                };
+                let Some(e) = db.get(hash(&key), &key) else { continue };
+                let score = match policy {
+                    EvictionPolicy::AllKeysLru | EvictionPolicy::VolatileLru => inner.idle_seconds(e.meta, now),
+                    EvictionPolicy::AllKeysLfu | EvictionPolicy::VolatileLfu => {
+                        255 - u64::from(inner.lfu_decayed(e.meta, now))
+                    }
+                    EvictionPolicy::VolatileTtl => u64::MAX - e.deadline,
+                    _ => rng.u64(..),
+                };
+                sampled += 1;
+                if best.as_ref().is_none_or(|b| score > b.0) {
+                    best = Some((score, si, dbi, key));
+                }
+            }
+        }
+    }
+    let Some((_, si, dbi, key)) = best else {
+        return false;
+    };
+    let mut shard = inner.shards[si].lock();
+    let h = hash(&key);
+    let Some(old) = shard.dbs[dbi].remove(h, &key) else {
+        // Deleted by someone else meanwhile: that freed memory too.
+        return true;
+    };
+    inner.add_used(-(old.mem() as isize));
+    shard.touch_watched(dbi, &key);
+    inner.stats.evicted_keys.fetch_add(1, Ordering::Relaxed);
+    inner.dirty.fetch_add(1, Ordering::Relaxed);
+    // A failed journal append here is reported by the write that follows;
+    // the eviction itself has happened in memory either way.
+    let _ = journal.append(&Record { ops: vec![Op::new(dbi, &[b"DEL", &key])] });
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_names_roundtrip() {
+        for (p, n) in EvictionPolicy::ALL {
+            assert_eq!(EvictionPolicy::parse(n), Some(p));
+            assert_eq!(p.name(), n);
+            assert_eq!(EvictionPolicy::from_u8(p as u8), p);
+        }
+        assert_eq!(EvictionPolicy::parse("ALLKEYS-LRU"), Some(EvictionPolicy::AllKeysLru));
+        assert_eq!(EvictionPolicy::parse("lru"), None);
+    }
+}
