@@ -442,11 +442,8 @@ impl Engine {
         for key in keys {
             let h = hash(key);
             let mut shard = self.0.shards[self.0.shard_of(h)].lock();
-            let deadline = shard.dbs[session.db]
-                .get(h, key)
-                .map(|e| e.deadline)
-                .filter(|&d| d != 0 && d > now)
-                .unwrap_or(0);
+            let deadline =
+                shard.dbs[session.db].get(h, key).map(|e| e.deadline).filter(|&d| d != 0 && d > now).unwrap_or(0);
             shard.watch(session.db, key, &session.dirty_cas);
             session.watched.push(Watched { db: session.db, key: key.to_vec(), deadline });
         }
@@ -545,9 +542,8 @@ impl Engine {
             let now = cx.now;
             // A watched key that existed with a TTL and has since expired
             // counts as modified (Redis 7), even if nobody touched it.
-            aborted = w
-                .iter()
-                .any(|&(wdb, k, _)| cx.peek_in(wdb, k).is_none_or(|e| e.deadline != 0 && e.deadline <= now));
+            aborted =
+                w.iter().any(|&(wdb, k, _)| cx.peek_in(wdb, k).is_none_or(|e| e.deadline != 0 && e.deadline <= now));
         }
         let mut replies = Vec::with_capacity(cmds.len());
         if !aborted {
@@ -590,7 +586,8 @@ impl Engine {
     /// [`Error::Replay`] if an op is not a known command or fails; the state
     /// may then hold the ops before it.
     pub fn apply_record(&self, record: &Record) -> Result<()> {
-        let owned: Vec<Vec<&[u8]>> = record.ops.iter().map(|op| op.argv.iter().map(|a| a.0.as_slice()).collect()).collect();
+        let owned: Vec<Vec<&[u8]>> =
+            record.ops.iter().map(|op| op.argv.iter().map(|a| a.0.as_slice()).collect()).collect();
         // Ops of one record may name different databases; they are applied
         // one by one, each under its own locks.
         for (i, (op, argv)) in record.ops.iter().zip(&owned).enumerate() {

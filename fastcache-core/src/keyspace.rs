@@ -124,13 +124,7 @@ impl KeyEntry {
     pub(crate) fn new(key: &[u8], value: Value) -> KeyEntry {
         match value {
             Value::Str(s) if s.len() <= INLINE_MAX => KeyEntry::new_str(key, &s),
-            v => KeyEntry {
-                blob: key.into(),
-                coll: Some(Box::new(v)),
-                deadline: 0,
-                keylen: key.len() as u32,
-                meta: 0,
-            },
+            v => KeyEntry { blob: key.into(), coll: Some(Box::new(v)), deadline: 0, keylen: key.len() as u32, meta: 0 },
         }
     }
 
@@ -141,13 +135,7 @@ impl KeyEntry {
         let mut blob = Vec::with_capacity(key.len() + val.len());
         blob.extend_from_slice(key);
         blob.extend_from_slice(val);
-        KeyEntry {
-            blob: blob.into_boxed_slice(),
-            coll: None,
-            deadline: 0,
-            keylen: key.len() as u32,
-            meta: 0,
-        }
+        KeyEntry { blob: blob.into_boxed_slice(), coll: None, deadline: 0, keylen: key.len() as u32, meta: 0 }
     }
 
     pub(crate) fn obj(&self) -> ObjRef<'_> {
@@ -211,6 +199,29 @@ impl KeyEntry {
                 self.blob = self.blob[..k].into();
             }
             self.coll = Some(Box::new(Value::Str(val.to_vec())));
+        }
+    }
+
+    /// The value rendered in a stable order, for comparing states in tests.
+    #[cfg(test)]
+    pub(crate) fn canonical(&self) -> String {
+        fn t(b: &[u8]) -> String {
+            String::from_utf8_lossy(b).into_owned()
+        }
+        match self.obj() {
+            ObjRef::Str(s) => format!("string:{}", t(s)),
+            ObjRef::List(l) => format!("list:{:?}", l.iter().map(t).collect::<Vec<_>>()),
+            ObjRef::Hash(h) => {
+                let mut v: Vec<_> = h.iter().map(|(f, x)| (t(f), t(x))).collect();
+                v.sort();
+                format!("hash:{v:?}")
+            }
+            ObjRef::Set(s) => {
+                let mut v: Vec<_> = s.iter().map(t).collect();
+                v.sort();
+                format!("set:{v:?}")
+            }
+            ObjRef::ZSet(z) => format!("zset:{:?}", z.iter().map(|(m, sc)| (t(m), sc)).collect::<Vec<_>>()),
         }
     }
 

@@ -48,6 +48,8 @@ pub mod notify;
 mod record;
 mod reply;
 mod table;
+#[cfg(test)]
+mod testutil;
 mod types;
 pub mod util;
 

@@ -86,8 +86,7 @@ impl Record {
     /// [`Error::UnsupportedVersion`] for an unknown version byte,
     /// [`Error::Corrupted`] for bytes that do not decode completely.
     pub fn decode(bytes: &[u8]) -> Result<Record> {
-        let (&version, body) =
-            bytes.split_first().ok_or_else(|| Error::Corrupted { reason: "empty record".into() })?;
+        let (&version, body) = bytes.split_first().ok_or_else(|| Error::Corrupted { reason: "empty record".into() })?;
         if version != RECORD_VERSION {
             return Err(Error::UnsupportedVersion { found: version, supported: RECORD_VERSION });
         }
@@ -107,10 +106,7 @@ mod tests {
     #[test]
     fn roundtrip() {
         let rec = Record {
-            ops: vec![
-                Op::new(0, &[b"SET", b"k", b"v", b"PXAT", b"123"]),
-                Op::new(3, &[b"DEL", b"\x00\xff"]),
-            ],
+            ops: vec![Op::new(0, &[b"SET", b"k", b"v", b"PXAT", b"123"]), Op::new(3, &[b"DEL", b"\x00\xff"])],
         };
         let bytes = rec.encode();
         assert_eq!(bytes[0], RECORD_VERSION);

@@ -71,8 +71,7 @@ pub mod errors {
     use super::Reply;
 
     /// Operation against a key of another type.
-    pub const WRONGTYPE: Reply =
-        Reply::err("WRONGTYPE Operation against a key holding the wrong kind of value");
+    pub const WRONGTYPE: Reply = Reply::err("WRONGTYPE Operation against a key holding the wrong kind of value");
     /// An argument that must be a 64-bit integer is not.
     pub const NOT_INTEGER: Reply = Reply::err("ERR value is not an integer or out of range");
     /// An argument that must be a float is not.
@@ -90,8 +89,7 @@ pub mod errors {
     /// A count that must be positive.
     pub const MUST_BE_POSITIVE: Reply = Reply::err("ERR value is out of range, must be positive");
     /// A value larger than the maximum string size.
-    pub const STRING_TOO_LONG: Reply =
-        Reply::err("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
+    pub const STRING_TOO_LONG: Reply = Reply::err("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
     /// A write refused under `maxmemory` with `noeviction`.
     pub const OOM: Reply = Reply::err("OOM command not allowed when used memory > 'maxmemory'.");
     /// A float operation produced NaN or infinity.

@@ -46,9 +46,7 @@ impl Keyed for Box<[u8]> {
 /// on it (SCAN cursors, like Redis', are only valid within one process).
 pub(crate) fn hash(key: &[u8]) -> u64 {
     static STATE: OnceLock<foldhash::fast::FixedState> = OnceLock::new();
-    STATE
-        .get_or_init(|| foldhash::fast::FixedState::with_seed(fastrand::u64(..)))
-        .hash_one(key)
+    STATE.get_or_init(|| foldhash::fast::FixedState::with_seed(fastrand::u64(..))).hash_one(key)
 }
 
 struct Slot<T> {

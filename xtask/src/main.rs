@@ -25,10 +25,8 @@ fn main() -> Result<()> {
 fn cargo(args: &[&str]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     eprintln!("+ cargo {}", args.join(" "));
-    let status = Command::new(&cargo)
-        .args(args)
-        .status()
-        .with_context(|| format!("running cargo {}", args.join(" ")))?;
+    let status =
+        Command::new(&cargo).args(args).status().with_context(|| format!("running cargo {}", args.join(" ")))?;
     if !status.success() {
         bail!("cargo {} failed ({status})", args.join(" "));
     }

@@ -436,3 +436,90 @@ fn setrange(cx: &mut Cx, a: &[&[u8]]) -> Reply {
         Err(e) => e,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::reply::Reply;
+    use crate::testutil::{bulk, err, T};
+
+    #[test]
+    fn set_get_options() {
+        let mut t = T::new();
+        assert_eq!(t.run(&["SET", "k", "v"]), Reply::OK);
+        assert_eq!(t.run(&["GET", "k"]), bulk("v"));
+        assert_eq!(t.run(&["SET", "k", "w", "NX"]), Reply::Nil);
+        assert_eq!(t.run(&["SET", "k", "w", "XX", "GET"]), bulk("v"));
+        assert_eq!(t.run(&["SET", "k", "x", "NX", "XX"]), err("ERR syntax error"));
+        assert_eq!(t.run(&["SET", "k", "x", "EX", "0"]), err("ERR invalid expire time in 'set' command"));
+        assert_eq!(t.run(&["SET", "k", "x", "EX", "abc"]), err("ERR value is not an integer or out of range"));
+        assert_eq!(t.run(&["SET", "k", "x", "EX", "10", "PX", "5"]), err("ERR syntax error"));
+        assert_eq!(t.run(&["SET", "e", "x", "EX", "10"]), Reply::OK);
+        assert_eq!(t.run(&["GET", "e"]), bulk("x"));
+        t.clock.advance(10_000);
+        assert_eq!(t.run(&["GET", "e"]), Reply::Nil);
+        assert_eq!(t.run(&["MSET", "a", "1", "b"]), err("ERR wrong number of arguments for 'mset' command"));
+        assert_eq!(t.run(&["NOPE", "a"]), err("ERR unknown command 'NOPE', with args beginning with: 'a' "));
+        assert_eq!(t.run(&["GET"]), err("ERR wrong number of arguments for 'get' command"));
+        t.check_replay();
+    }
+
+    #[test]
+    fn counters_and_ranges() {
+        let mut t = T::new();
+        assert_eq!(t.run(&["INCR", "n"]), Reply::Int(1));
+        assert_eq!(t.run(&["INCRBY", "n", "41"]), Reply::Int(42));
+        assert_eq!(t.run(&["DECRBY", "n", "2"]), Reply::Int(40));
+        assert_eq!(t.run(&["SET", "big", "9223372036854775807"]), Reply::OK);
+        assert_eq!(t.run(&["INCR", "big"]), err("ERR increment or decrement would overflow"));
+        assert_eq!(t.run(&["SET", "s", "abc"]), Reply::OK);
+        assert_eq!(t.run(&["INCR", "s"]), err("ERR value is not an integer or out of range"));
+        assert_eq!(t.run(&["INCRBYFLOAT", "f", "10.5"]), bulk("10.5"));
+        assert_eq!(t.run(&["INCRBYFLOAT", "f", "0.1"]), bulk("10.6"));
+        assert_eq!(t.run(&["APPEND", "s", "def"]), Reply::Int(6));
+        assert_eq!(t.run(&["GETRANGE", "s", "1", "-2"]), bulk("bcde"));
+        assert_eq!(t.run(&["GETRANGE", "s", "-100", "100"]), bulk("abcdef"));
+        assert_eq!(t.run(&["SETRANGE", "pad", "3", "x"]), Reply::Int(4));
+        assert_eq!(t.run(&["GET", "pad"]), Reply::Bulk(b"\0\0\0x".to_vec()));
+        assert_eq!(t.run(&["STRLEN", "pad"]), Reply::Int(4));
+        assert_eq!(t.run(&["GETDEL", "pad"]), Reply::Bulk(b"\0\0\0x".to_vec()));
+        assert_eq!(t.run(&["EXISTS", "pad"]), Reply::Int(0));
+        t.check_replay();
+    }
+
+    #[test]
+    fn getex_and_transactions() {
+        let mut t = T::new();
+        t.run(&["SET", "k", "v"]);
+        assert_eq!(t.run(&["GETEX", "k", "PX", "500"]), bulk("v"));
+        assert_eq!(t.run(&["PTTL", "k"]), Reply::Int(500));
+        assert_eq!(t.run(&["GETEX", "k", "PERSIST"]), bulk("v"));
+        assert_eq!(t.run(&["TTL", "k"]), Reply::Int(-1));
+        assert_eq!(t.run(&["MULTI"]), Reply::OK);
+        assert_eq!(t.run(&["INCR", "c"]), Reply::QUEUED);
+        assert_eq!(t.run(&["INCR", "c"]), Reply::QUEUED);
+        assert_eq!(t.run(&["EXEC"]), Reply::Array(vec![Reply::Int(1), Reply::Int(2)]));
+        assert_eq!(t.log.last().map(|r| r.ops.len()), Some(2), "one record for the whole block");
+        assert_eq!(t.run(&["MULTI"]), Reply::OK);
+        assert_eq!(t.run(&["GET"]), err("ERR wrong number of arguments for 'get' command"));
+        assert_eq!(t.run(&["EXEC"]), err("EXECABORT Transaction discarded because of previous errors."));
+        t.check_replay();
+    }
+
+    #[test]
+    fn watch_aborts_on_change() {
+        let mut t = T::new();
+        let mut other = t.engine.session();
+        t.run(&["SET", "w", "1"]);
+        assert_eq!(t.run(&["WATCH", "w"]), Reply::OK);
+        t.engine.execute(&mut other, &[b"SET", b"w", b"2"]);
+        t.run(&["MULTI"]);
+        t.run(&["SET", "w", "3"]);
+        assert_eq!(t.run(&["EXEC"]), Reply::NilArray);
+        assert_eq!(t.run(&["GET", "w"]), bulk("2"));
+        // Unchanged watched key: EXEC runs.
+        t.run(&["WATCH", "w"]);
+        t.run(&["MULTI"]);
+        t.run(&["SET", "w", "4"]);
+        assert_eq!(t.run(&["EXEC"]), Reply::Array(vec![Reply::OK]));
+    }
+}
