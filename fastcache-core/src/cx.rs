@@ -168,7 +168,9 @@ impl<'a> Cx<'a> {
             }
         };
         if n > 0 {
-            self.eng.dirty.fetch_add(n, Ordering::Relaxed);
+            if let Some((_, g)) = self.guards.first_mut() {
+                g.stats.dirty += n;
+            }
         }
     }
 
@@ -219,8 +221,8 @@ impl<'a> Cx<'a> {
         self.events.push(Event { class, event, db, key: key.to_vec() });
     }
 
-    fn add_used(&self, delta: isize) {
-        self.eng.add_used(delta);
+    fn add_used(&self, h: u64, delta: isize) {
+        self.eng.add_used(self.eng.shard_of(h), delta);
     }
 
     /// Invalidates WATCHes on `key` in `db` and counts the change.
@@ -244,11 +246,13 @@ impl<'a> Cx<'a> {
             return false;
         }
         if let Some(old) = self.db_of(h, db).remove(h, key) {
-            self.add_used(-(old.mem() as isize));
+            self.add_used(h, -(old.mem() as isize));
         }
         self.key_changed(h, db, key);
-        self.eng.stats.expired_keys.fetch_add(1, Ordering::Relaxed);
-        self.eng.dirty.fetch_add(1, Ordering::Relaxed);
+        let idx = self.shard_index(h);
+        let stats = &mut self.shard_mut(idx).stats;
+        stats.expired_keys += 1;
+        stats.dirty += 1;
         if self.journaling {
             self.effects.push(Op::new(db, &[b"DEL", key]));
         }
@@ -265,17 +269,19 @@ impl<'a> Cx<'a> {
         let eng = self.eng;
         let now = self.now;
         let replay = self.replay;
-        match self.db_of(h, db).get_mut(h, key) {
+        let idx = self.shard_index(h);
+        let shard = self.shard_mut(idx);
+        match shard.dbs[db].get_mut(h, key) {
             Some(e) => {
                 if !replay {
                     eng.touch_meta(&mut e.meta, now);
-                    eng.stats.keyspace_hits.fetch_add(1, Ordering::Relaxed);
+                    shard.stats.keyspace_hits += 1;
                 }
                 Some(e.obj())
             }
             None => {
                 if !replay {
-                    eng.stats.keyspace_misses.fetch_add(1, Ordering::Relaxed);
+                    shard.stats.keyspace_misses += 1;
                 }
                 None
             }
@@ -378,7 +384,7 @@ impl<'a> Cx<'a> {
                 }
             }
         };
-        self.add_used(delta);
+        self.add_used(h, delta);
         self.key_changed(h, db, key);
         self.mark_dirty();
     }
@@ -396,7 +402,7 @@ impl<'a> Cx<'a> {
             Some(old) => new - old.mem() as isize,
             None => new,
         };
-        self.add_used(delta);
+        self.add_used(h, delta);
         self.key_changed(h, db, key);
         self.mark_dirty();
     }
@@ -421,7 +427,7 @@ impl<'a> Cx<'a> {
         let h = hash(key);
         self.expire_if_needed(h, db, key);
         let old = self.db_of(h, db).remove(h, key)?;
-        self.add_used(-(old.mem() as isize));
+        self.add_used(h, -(old.mem() as isize));
         self.key_changed(h, db, key);
         self.mark_dirty();
         let deadline = old.deadline;
@@ -473,7 +479,7 @@ impl<'a> Cx<'a> {
                     // value_mut may have moved an inline string out; that
                     // costs the same, so only the accounting changes.
                     let delta = e.mem() as isize - old;
-                    self.add_used(delta);
+                    self.add_used(h, delta);
                     return Err(errors::WRONGTYPE);
                 };
                 let r = f(t);
@@ -500,10 +506,10 @@ impl<'a> Cx<'a> {
                 (r, new, false)
             }
         };
-        self.add_used(delta);
+        self.add_used(h, delta);
         if emptied {
             if let Some(old) = self.db_of(h, db).remove(h, key) {
-                self.add_used(-(old.mem() as isize));
+                self.add_used(h, -(old.mem() as isize));
             }
         }
         self.key_changed(h, db, key);
@@ -608,15 +614,15 @@ impl<'a> Cx<'a> {
     /// number of keys removed.
     pub(crate) fn flush_db(&mut self, db: usize) -> usize {
         let mut removed = 0;
-        let mut freed = 0isize;
-        for shard in self.shards_mut() {
+        let eng = self.eng;
+        for (idx, shard) in self.guards.iter_mut() {
             let d = &mut shard.dbs[db];
             removed += d.len();
-            freed += d.keys.iter().map(|e| e.mem() as isize).sum::<isize>();
+            let freed = d.keys.iter().map(|e| e.mem() as isize).sum::<isize>();
+            eng.add_used(*idx, -freed);
             d.clear();
             shard.touch_all_watched(db);
         }
-        self.add_used(-freed);
         self.changed += removed as u64;
         self.mark_dirty();
         removed

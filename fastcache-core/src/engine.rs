@@ -46,19 +46,29 @@ impl Default for EngineConfig {
     }
 }
 
-/// Counters an operator reads in INFO.
-#[derive(Debug, Default)]
+/// Counters an operator reads in INFO (a snapshot, summed over shards).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Stats {
     /// Keys deleted because their TTL passed.
-    pub expired_keys: AtomicU64,
+    pub expired_keys: u64,
     /// Keys deleted to stay under `maxmemory`.
-    pub evicted_keys: AtomicU64,
+    pub evicted_keys: u64,
     /// Successful key lookups.
-    pub keyspace_hits: AtomicU64,
+    pub keyspace_hits: u64,
     /// Failed key lookups.
-    pub keyspace_misses: AtomicU64,
-    /// Commands executed.
-    pub commands: AtomicU64,
+    pub keyspace_misses: u64,
+    /// Changes since the last [`Engine::reset_dirty`].
+    pub dirty: u64,
+}
+
+impl Stats {
+    fn add(&mut self, o: &Stats) {
+        self.expired_keys += o.expired_keys;
+        self.evicted_keys += o.evicted_keys;
+        self.keyspace_hits += o.keyspace_hits;
+        self.keyspace_misses += o.keyspace_misses;
+        self.dirty += o.dirty;
+    }
 }
 
 /// Where the engine hands the records of writes, while the keys they touch
@@ -202,6 +212,8 @@ pub(crate) struct Shard {
     pub(crate) dbs: Box<[Db]>,
     watched: HashMap<Box<[u8]>, Vec<(usize, Arc<AtomicBool>)>>,
     pub(crate) rng: fastrand::Rng,
+    /// Counted under the shard's lock, so counting costs no shared atomic.
+    pub(crate) stats: Stats,
 }
 
 impl Shard {
@@ -210,6 +222,7 @@ impl Shard {
             dbs: (0..databases).map(|_| Db::default()).collect(),
             watched: HashMap::new(),
             rng: fastrand::Rng::new(),
+            stats: Stats::default(),
         }
     }
 
@@ -250,7 +263,21 @@ impl Shard {
     }
 }
 
-/// A cache-line aligned lock, so neighbouring shards do not share a line.
+/// A shard's lock and its memory counter. The counter sits outside the lock
+/// so that `used_memory` can be read without locking every shard, and
+/// beside it so that a write touches no cache line another core writes.
+pub(crate) struct ShardSlot {
+    mutex: Mutex<Shard>,
+    pub(crate) used: AtomicI64,
+}
+
+impl ShardSlot {
+    pub(crate) fn lock(&self) -> parking_lot::MutexGuard<'_, Shard> {
+        self.mutex.lock()
+    }
+}
+
+/// A cache-line aligned value, so neighbouring shards do not share a line.
 #[repr(align(128))]
 pub(crate) struct Padded<T>(pub(crate) T);
 
@@ -262,21 +289,18 @@ impl<T> std::ops::Deref for Padded<T> {
 }
 
 pub(crate) struct Inner {
-    pub(crate) shards: Box<[Padded<Mutex<Shard>>]>,
+    pub(crate) shards: Box<[Padded<ShardSlot>]>,
     shard_shift: u32,
     pub(crate) databases: usize,
     pub(crate) clock: Arc<dyn Clock>,
-    used: AtomicI64,
     pub(crate) maxmemory: AtomicU64,
     pub(crate) policy: AtomicU8,
     pub(crate) notify_flags: AtomicU32,
-    /// Changes since the counter was last reset (INFO
-    /// `rdb_changes_since_last_save`).
-    pub(crate) dirty: AtomicU64,
-    pub(crate) stats: Stats,
     next_session: AtomicU64,
-    /// Set while the persistence layer cannot accept writes.
-    pub(crate) write_block: Mutex<Option<String>>,
+    /// Set while the persistence layer cannot accept writes; the flag
+    /// spares every write a lock on the message.
+    write_blocked: AtomicBool,
+    write_block: Mutex<Option<String>>,
     pub(crate) lfu_log_factor: AtomicU32,
     pub(crate) lfu_decay_time: AtomicU32,
 }
@@ -290,12 +314,15 @@ impl Inner {
         }
     }
 
-    pub(crate) fn add_used(&self, delta: isize) {
-        self.used.fetch_add(delta as i64, Ordering::Relaxed);
+    /// Adds `delta` bytes to the memory counter of shard `idx`.
+    pub(crate) fn add_used(&self, idx: usize, delta: isize) {
+        if delta != 0 {
+            self.shards[idx].used.fetch_add(delta as i64, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn used(&self) -> u64 {
-        self.used.load(Ordering::Relaxed).max(0) as u64
+        self.shards.iter().map(|s| s.used.load(Ordering::Relaxed)).sum::<i64>().max(0) as u64
     }
 }
 
@@ -336,17 +363,17 @@ impl Engine {
         let bits = nshards.trailing_zeros();
         let databases = config.databases.clamp(1, 1 << 16);
         let inner = Inner {
-            shards: (0..nshards).map(|_| Padded(Mutex::new(Shard::new(databases)))).collect(),
+            shards: (0..nshards)
+                .map(|_| Padded(ShardSlot { mutex: Mutex::new(Shard::new(databases)), used: AtomicI64::new(0) }))
+                .collect(),
             shard_shift: 64 - bits,
             databases,
             clock: config.clock,
-            used: AtomicI64::new(0),
             maxmemory: AtomicU64::new(config.maxmemory),
             policy: AtomicU8::new(config.maxmemory_policy as u8),
             notify_flags: AtomicU32::new(0),
-            dirty: AtomicU64::new(0),
-            stats: Stats::default(),
             next_session: AtomicU64::new(1),
+            write_blocked: AtomicBool::new(false),
             write_block: Mutex::new(None),
             lfu_log_factor: AtomicU32::new(10),
             lfu_decay_time: AtomicU32::new(1),
@@ -375,7 +402,6 @@ impl Engine {
     /// Executes one command; the record of its effect (if it wrote) goes to
     /// `journal` while the keys it touched are still locked.
     pub fn execute_with(&self, session: &mut Session, argv: &[&[u8]], journal: &mut dyn Journal) -> Outcome {
-        self.0.stats.commands.fetch_add(1, Ordering::Relaxed);
         let Some(name) = argv.first() else {
             return plain(Reply::err("ERR empty command"));
         };
@@ -497,7 +523,7 @@ impl Engine {
             return Batch::single(db, Reply::error(unknown_command_text(cmds)));
         }
 
-        if !replay && specs.iter().any(|s| s.is_write()) {
+        if !replay && inner.write_blocked.load(Ordering::Acquire) && specs.iter().any(|s| s.is_write()) {
             if let Some(msg) = inner.write_block.lock().clone() {
                 return Batch::single(db, Reply::error(msg));
             }
@@ -653,19 +679,25 @@ impl Engine {
         self.0.databases
     }
 
-    /// The engine's counters.
-    pub fn stats(&self) -> &Stats {
-        &self.0.stats
+    /// The engine's counters, summed over shards.
+    pub fn stats(&self) -> Stats {
+        let mut total = Stats::default();
+        for s in self.0.shards.iter() {
+            total.add(&s.lock().stats);
+        }
+        total
     }
 
     /// Changes since [`Engine::reset_dirty`] (INFO `rdb_changes_since_last_save`).
     pub fn dirty(&self) -> u64 {
-        self.0.dirty.load(Ordering::Relaxed)
+        self.stats().dirty
     }
 
     /// Resets the change counter (after a snapshot).
     pub fn reset_dirty(&self) {
-        self.0.dirty.store(0, Ordering::Relaxed);
+        for s in self.0.shards.iter() {
+            s.lock().stats.dirty = 0;
+        }
     }
 
     /// The memory limit in bytes (0 = none).
@@ -702,7 +734,9 @@ impl Engine {
     /// while the WAL cannot be written) until called with `None`. Reads go
     /// on.
     pub fn set_write_block(&self, message: Option<String>) {
-        *self.0.write_block.lock() = message;
+        let mut slot = self.0.write_block.lock();
+        self.0.write_blocked.store(message.is_some(), Ordering::Release);
+        *slot = message;
     }
 
     /// The engine's clock.

@@ -222,10 +222,10 @@ fn evict_one(inner: &Inner, policy: EvictionPolicy, rng: &mut fastrand::Rng, jou
         // Deleted by someone else meanwhile: that freed memory too.
         return true;
     };
-    inner.add_used(-(old.mem() as isize));
+    inner.add_used(si, -(old.mem() as isize));
     shard.touch_watched(dbi, &key);
-    inner.stats.evicted_keys.fetch_add(1, Ordering::Relaxed);
-    inner.dirty.fetch_add(1, Ordering::Relaxed);
+    shard.stats.evicted_keys += 1;
+    shard.stats.dirty += 1;
     // A failed journal append here is reported by the write that follows;
     // the eviction itself has happened in memory either way.
     let _ = journal.append(&Record { ops: vec![Op::new(dbi, &[b"DEL", &key])] });

@@ -1,7 +1,6 @@
 //! Active expiry: a periodic, sampled sweep so that expired keys nobody
 //! reads do not pile up (Redis' `activeExpireCycle`, simplified).
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, Journal};
@@ -65,15 +64,15 @@ impl Engine {
                     for key in &due {
                         let h = hash(key);
                         if let Some(old) = shard.dbs[dbi].remove(h, key) {
-                            inner.add_used(-(old.mem() as isize));
+                            inner.add_used(si, -(old.mem() as isize));
                             shard.touch_watched(dbi, key);
                             ops.push(Op::new(dbi, &[b"DEL", key]));
                         }
                     }
                     if !ops.is_empty() {
                         report.expired += ops.len();
-                        inner.stats.expired_keys.fetch_add(ops.len() as u64, Ordering::Relaxed);
-                        inner.dirty.fetch_add(ops.len() as u64, Ordering::Relaxed);
+                        shard.stats.expired_keys += ops.len() as u64;
+                        shard.stats.dirty += ops.len() as u64;
                         // Failure is reported to the next write; the keys are
                         // gone from memory either way, and expiry is
                         // idempotent on replay.
