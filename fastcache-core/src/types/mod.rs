@@ -11,6 +11,6 @@ mod set;
 mod zset;
 
 pub(crate) use hash::Hash;
-pub(crate) use list::List;
+pub(crate) use list::{End, List};
 pub(crate) use set::Set;
 pub(crate) use zset::ZSet;
