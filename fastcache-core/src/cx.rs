@@ -474,12 +474,13 @@ impl<'a> Cx<'a> {
         let d = self.db_of(h, db);
         let (r, delta, emptied) = match d.get_mut(h, key) {
             Some(e) => {
+                // Ask the type check about an empty string before touching
+                // an inline string, so a WRONGTYPE leaves it inline.
+                if e.is_inline_str() && check(&mut Value::Str(Vec::new())).is_none() {
+                    return Err(errors::WRONGTYPE);
+                }
                 let old = e.mem() as isize;
                 let Some(t) = check(e.value_mut()) else {
-                    // value_mut may have moved an inline string out; that
-                    // costs the same, so only the accounting changes.
-                    let delta = e.mem() as isize - old;
-                    self.add_used(h, delta);
                     return Err(errors::WRONGTYPE);
                 };
                 let r = f(t);

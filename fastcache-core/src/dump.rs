@@ -118,7 +118,8 @@ pub(crate) enum PayloadError {
 }
 
 impl ValueDto {
-    /// The DTO of a value as the engine holds it, copying its bytes.
+    /// The DTO of a value as the engine holds it, copying its bytes (for
+    /// an owned [`Value`], pass `value.as_ref()`).
     ///
     /// Lists keep their order and sorted sets their rank order; hashes and
     /// sets come out in table order, which means nothing.
@@ -130,11 +131,6 @@ impl ValueDto {
             ObjRef::Set(s) => ValueDto::Set(s.iter().map(ByteStr::from).collect()),
             ObjRef::ZSet(z) => ValueDto::ZSet(z.iter().map(|(m, sc)| (m.into(), sc)).collect()),
         }
-    }
-
-    /// [`ValueDto::from_obj`] of an owned value.
-    pub(crate) fn from_value(v: &Value) -> ValueDto {
-        ValueDto::from_obj(v.as_ref())
     }
 
     /// The engine value this DTO describes.
@@ -190,11 +186,9 @@ impl ValueDto {
                 }
                 let mut z = ZSet::default();
                 for (m, sc) in &entries {
-                    z.insert(m, *sc);
-                }
-                // A repeated member updates the score instead of adding one.
-                if z.len() != entries.len() {
-                    return Err(DtoError::Duplicate("zset"));
+                    if !z.insert(m, *sc) {
+                        return Err(DtoError::Duplicate("zset"));
+                    }
                 }
                 Ok(Value::ZSet(z))
             }
@@ -240,7 +234,7 @@ pub(crate) fn decode_payload(bytes: &[u8]) -> Result<ValueDto, PayloadError> {
         return Err(PayloadError::VersionOrChecksum);
     }
     match postcard::take_from_bytes::<ValueDto>(&covered[HEADER_LEN..]) {
-        Ok((dto, rest)) if rest.is_empty() => Ok(dto),
+        Ok((dto, [])) => Ok(dto),
         _ => Err(PayloadError::BadData),
     }
 }
@@ -255,7 +249,7 @@ mod tests {
 
     #[test]
     fn payload_roundtrip_and_layout() {
-        let dto = ValueDto::Hash(vec![(b("f"), b("v")), (b("g"), b("\x00\xff"))]);
+        let dto = ValueDto::Hash(vec![(b("f"), b("v")), (b("g"), ByteStr(vec![0, 0xff]))]);
         let p = encode_payload(&dto);
         assert_eq!(&p[..6], b"FCDUMP");
         assert_eq!(&p[6..8], &[1, 0]);
@@ -299,7 +293,7 @@ mod tests {
         ];
         for dto in dtos {
             let v = dto.clone().into_value().map_err(|e| e.to_string());
-            assert_eq!(v.map(|v| ValueDto::from_value(&v)), Ok(dto));
+            assert_eq!(v.map(|v| ValueDto::from_obj(v.as_ref())), Ok(dto));
         }
         assert_eq!(ValueDto::List(vec![]).into_value().err(), Some(DtoError::Empty("list")));
         assert_eq!(ValueDto::Set(vec![b("a"), b("a")]).into_value().err(), Some(DtoError::Duplicate("set")));

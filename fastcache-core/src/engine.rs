@@ -207,10 +207,13 @@ impl Drop for Session {
     }
 }
 
+/// The sessions watching one key: (database, the session's dirty flag).
+type Watchers = Vec<(usize, Arc<AtomicBool>)>;
+
 /// One shard: its part of every database, and the WATCHes on its keys.
 pub(crate) struct Shard {
     pub(crate) dbs: Box<[Db]>,
-    watched: HashMap<Box<[u8]>, Vec<(usize, Arc<AtomicBool>)>>,
+    watched: HashMap<Box<[u8]>, Watchers>,
     pub(crate) rng: fastrand::Rng,
     /// Counted under the shard's lock, so counting costs no shared atomic.
     pub(crate) stats: Stats,

@@ -76,16 +76,16 @@ impl EvictionPolicy {
     }
 }
 
-const LRU_MASK: u32 = (1 << 24) - 1;
+pub(crate) const LRU_MASK: u32 = (1 << 24) - 1;
 const LFU_INIT_VAL: u32 = 5;
 /// Keys sampled per eviction (Redis' `maxmemory-samples` default).
 const SAMPLES: usize = 5;
 
-fn lru_clock(now_ms: u64) -> u32 {
+pub(crate) fn lru_clock(now_ms: u64) -> u32 {
     ((now_ms / 1000) as u32) & LRU_MASK
 }
 
-fn lfu_minutes(now_ms: u64) -> u32 {
+pub(crate) fn lfu_minutes(now_ms: u64) -> u32 {
     ((now_ms / 60_000) as u32) & 0xFFFF
 }
 
@@ -128,7 +128,7 @@ impl Inner {
         let nowm = lfu_minutes(now);
         let elapsed = if nowm >= last { nowm - last } else { 65535 - last + nowm };
         let decay = self.lfu_decay_time.load(Ordering::Relaxed);
-        let periods = if decay == 0 { 0 } else { elapsed / decay };
+        let periods = elapsed.checked_div(decay).unwrap_or(0);
         counter.saturating_sub(periods)
     }
 

@@ -58,6 +58,10 @@ impl Engine {
                         }
                     }
                     report.sampled += take;
+                    // The share of expired *samples* decides whether to go
+                    // on; counting distinct keys would stop early when a
+                    // small table is sampled with repeats.
+                    let expired_samples = due.len();
                     due.sort_unstable();
                     due.dedup();
                     let mut ops = Vec::with_capacity(due.len());
@@ -78,7 +82,7 @@ impl Engine {
                         // idempotent on replay.
                         let _ = journal.append(&Record { ops });
                     }
-                    if due.len() * 4 <= take {
+                    if expired_samples * 4 <= take {
                         break;
                     }
                 }

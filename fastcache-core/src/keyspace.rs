@@ -36,16 +36,6 @@ pub(crate) enum Value {
 }
 
 impl Value {
-    pub(crate) fn type_name(&self) -> &'static str {
-        match self {
-            Value::Str(_) => "string",
-            Value::List(_) => "list",
-            Value::Hash(_) => "hash",
-            Value::Set(_) => "set",
-            Value::ZSet(_) => "zset",
-        }
-    }
-
     /// Heap bytes held by the value (not counting its box).
     pub(crate) fn mem(&self) -> usize {
         match self {

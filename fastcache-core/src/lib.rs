@@ -39,6 +39,7 @@
 mod clock;
 mod commands;
 mod cx;
+mod dump;
 mod engine;
 mod error;
 mod evict;
@@ -55,6 +56,7 @@ pub mod util;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use commands::{flags, CommandSpec, LockSet};
+pub use dump::{ByteStr, ValueDto, DUMP_VERSION};
 pub use engine::{Engine, EngineConfig, Journal, JournalError, NoJournal, Outcome, Session, Stats};
 pub use error::{Error, Result};
 pub use evict::EvictionPolicy;

@@ -136,10 +136,6 @@ impl<T: Keyed> Table<T> {
         self.slot(idx).entry.as_ref()
     }
 
-    pub(crate) fn get_mut(&mut self, key: &[u8]) -> Option<&mut T> {
-        self.get_mut_hashed(hash(key), key)
-    }
-
     pub(crate) fn get_mut_hashed(&mut self, h: u64, key: &[u8]) -> Option<&mut T> {
         let idx = self.find(h, key)?;
         self.slot_mut(idx).entry.as_mut()
@@ -238,19 +234,8 @@ impl<T: Keyed> Table<T> {
         *self = Self::default();
     }
 
-    /// Takes all entries out, leaving the table empty.
-    pub(crate) fn drain(&mut self) -> impl Iterator<Item = T> {
-        let chunks = std::mem::take(&mut self.chunks);
-        *self = Self::default();
-        chunks.into_iter().flatten().filter_map(|s| s.entry)
-    }
-
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
         self.chunks.iter().flatten().filter_map(|s| s.entry.as_ref())
-    }
-
-    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
-        self.chunks.iter_mut().flatten().filter_map(|s| s.entry.as_mut())
     }
 
     /// A uniformly random entry, or `None` if the table is empty.
@@ -415,6 +400,39 @@ mod tests {
         }
         for i in 0..300 {
             assert!(seen.contains(format!("stay{i}").as_bytes()), "missed stay{i}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod model_tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    /// Random inserts and removes against a `HashSet`, checking lookups,
+    /// iteration and sampling after every step.
+    #[test]
+    fn matches_a_hash_set() {
+        let mut rng = fastrand::Rng::with_seed(42);
+        for round in 0..20 {
+            let mut t: Table<Box<[u8]>> = Table::new();
+            let mut m: HashSet<Vec<u8>> = HashSet::new();
+            let space = 10 + round * 50;
+            for step in 0..5_000 {
+                let k = format!("k{}", rng.usize(..space)).into_bytes();
+                if rng.bool() {
+                    assert_eq!(t.insert(k.clone().into_boxed_slice()).is_none(), m.insert(k.clone()));
+                } else {
+                    assert_eq!(t.remove(&k).is_some(), m.remove(&k), "round {round} step {step}");
+                }
+                assert_eq!(t.len(), m.len());
+                if step % 97 == 0 {
+                    for k in &m {
+                        assert!(t.contains(k), "lost {:?} at round {round} step {step}", String::from_utf8_lossy(k));
+                    }
+                    assert_eq!(t.iter().count(), m.len());
+                }
+            }
         }
     }
 }

@@ -61,7 +61,14 @@ pub fn parse_f64(s: &[u8]) -> Option<f64> {
             if lower.contains("nan") || lower.contains("inf") {
                 return None;
             }
-            text.parse::<f64>().ok()?
+            let v = text.parse::<f64>().ok()?;
+            // strtod reports overflow and underflow as ERANGE, which Redis
+            // rejects: "1e400" is not infinity and "1e-400" is not zero.
+            let mantissa = lower.split('e').next().unwrap_or("");
+            if v.is_infinite() || (v == 0.0 && mantissa.bytes().any(|c| (b'1'..=b'9').contains(&c))) {
+                return None;
+            }
+            v
         }
     };
     if v.is_nan() {
@@ -287,6 +294,9 @@ mod tests {
         assert_eq!(parse_f64(b"nan"), None);
         assert_eq!(parse_f64(b" 1"), None);
         assert_eq!(parse_f64(b"abc"), None);
+        assert_eq!(parse_f64(b"1e400"), None);
+        assert_eq!(parse_f64(b"1e-400"), None);
+        assert_eq!(parse_f64(b"0e5"), Some(0.0));
     }
 
     #[test]

@@ -57,7 +57,12 @@ fn allkeys_lru_stays_under_the_limit_and_journals_evictions() {
 
 #[test]
 fn volatile_policies_evict_only_keys_with_a_ttl() {
-    for policy in [EvictionPolicy::VolatileLru, EvictionPolicy::VolatileRandom, EvictionPolicy::VolatileTtl, EvictionPolicy::VolatileLfu] {
+    for policy in [
+        EvictionPolicy::VolatileLru,
+        EvictionPolicy::VolatileRandom,
+        EvictionPolicy::VolatileTtl,
+        EvictionPolicy::VolatileLfu,
+    ] {
         let e = engine(400_000, policy);
         let mut s = e.session();
         let value = vec![b'x'; 1000];

@@ -183,10 +183,6 @@ impl Model {
 
     fn apply(&mut self, c: &Cmd) -> (Vec<Vec<u8>>, Reply) {
         let s = |x: &str| x.as_bytes().to_vec();
-        let list = |v: &mut MVal| if let MVal::List(l) = v { Some(l) } else { None };
-        let hash = |v: &mut MVal| if let MVal::Hash(h) = v { Some(h) } else { None };
-        let set = |v: &mut MVal| if let MVal::Set(x) = v { Some(x) } else { None };
-        let zset = |v: &mut MVal| if let MVal::ZSet(z) = v { Some(z) } else { None };
         let new_list: fn() -> MVal = || MVal::List(VecDeque::new());
         let new_hash: fn() -> MVal = || MVal::Hash(BTreeMap::new());
         let new_set: fn() -> MVal = || MVal::Set(BTreeSet::new());
@@ -598,6 +594,38 @@ impl Model {
             }
             Cmd::Advance(_) => (vec![], Reply::OK),
         }
+    }
+}
+
+fn list(v: &mut MVal) -> Option<&mut VecDeque<Vec<u8>>> {
+    if let MVal::List(l) = v {
+        Some(l)
+    } else {
+        None
+    }
+}
+
+fn hash(v: &mut MVal) -> Option<&mut BTreeMap<Vec<u8>, Vec<u8>>> {
+    if let MVal::Hash(h) = v {
+        Some(h)
+    } else {
+        None
+    }
+}
+
+fn set(v: &mut MVal) -> Option<&mut BTreeSet<Vec<u8>>> {
+    if let MVal::Set(x) = v {
+        Some(x)
+    } else {
+        None
+    }
+}
+
+fn zset(v: &mut MVal) -> Option<&mut BTreeMap<Vec<u8>, i64>> {
+    if let MVal::ZSet(z) = v {
+        Some(z)
+    } else {
+        None
     }
 }
 

@@ -120,3 +120,36 @@ impl Hash {
         self.fields.scan(cursor, |e| f(e.field(), e.value()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exact(h: &Hash) -> usize {
+        h.iter().map(|(f, v)| alloc_size(f.len() + v.len())).sum::<usize>() + h.fields.overhead_bytes()
+    }
+
+    #[test]
+    fn mem_stays_exact() {
+        let mut h = Hash::new();
+        for i in 0..300 {
+            assert!(h.insert(format!("f{i}").as_bytes(), "v".repeat(i % 50).as_bytes()));
+        }
+        assert_eq!(h.mem(), exact(&h));
+        for i in 0..300 {
+            assert!(!h.insert(format!("f{i}").as_bytes(), b"short"));
+        }
+        assert_eq!(h.mem(), exact(&h));
+        for i in (0..300).step_by(2) {
+            assert!(h.remove(format!("f{i}").as_bytes()));
+        }
+        assert!(!h.remove(b"f0"));
+        assert_eq!(h.mem(), exact(&h));
+        assert_eq!(h.clone().mem(), exact(&h.clone()));
+        for i in 0..300 {
+            h.remove(format!("f{i}").as_bytes());
+        }
+        assert!(h.is_empty());
+        assert_eq!(h.mem(), exact(&h));
+    }
+}

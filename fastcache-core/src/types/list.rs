@@ -130,13 +130,6 @@ impl List {
         self.items.insert(i, v.into());
     }
 
-    pub(crate) fn remove(&mut self, i: usize) -> Option<Box<[u8]>> {
-        let v = self.items.remove(i)?;
-        self.elem_bytes -= alloc_size(v.len());
-        self.shrink_if_sparse();
-        Some(v)
-    }
-
     /// Position of the first element equal to `v`, from the head.
     pub(crate) fn position(&self, v: &[u8]) -> Option<usize> {
         self.items.iter().position(|x| **x == *v)

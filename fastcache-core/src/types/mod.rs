@@ -13,4 +13,4 @@ mod zset;
 pub(crate) use hash::Hash;
 pub(crate) use list::{End, List};
 pub(crate) use set::Set;
-pub(crate) use zset::ZSet;
+pub(crate) use zset::{LexBound, LexRange, ScoreRange, ZSet};
