@@ -46,6 +46,8 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     cmd("zremrangebylex", 4, WRITE, (1, 1, 1), GROUP, zremrangebylex),
     cmd("zpopmin", -2, WRITE | FAST, (1, 1, 1), GROUP, zpopmin),
     cmd("zpopmax", -2, WRITE | FAST, (1, 1, 1), GROUP, zpopmax),
+    cmd("bzpopmin", -3, WRITE | FAST, (1, -2, 1), GROUP, bzpopmin),
+    cmd("bzpopmax", -3, WRITE | FAST, (1, -2, 1), GROUP, bzpopmax),
     cmd("zrandmember", -2, READONLY | RANDOM, (1, 1, 1), GROUP, zrandmember),
     cmd_keys("zunionstore", -4, WRITE | DENYOOM | MOVABLE_KEYS, (1, 1, 1), GROUP, store_op_keys, zunionstore),
     cmd_keys("zinterstore", -4, WRITE | DENYOOM | MOVABLE_KEYS, (1, 1, 1), GROUP, store_op_keys, zinterstore),
@@ -607,6 +609,37 @@ fn zpop_generic(cx: &mut Cx, a: &[&[u8]], max: bool) -> Reply {
         }
     }
     Reply::Array(out)
+}
+
+/// The non-blocking core of BZPOPMIN/BZPOPMAX: pops from the first
+/// non-empty key and answers `[key, member, score]`, or a null array when
+/// every key is empty (the server then makes the client wait). Logged as
+/// `ZPOPMIN key` / `ZPOPMAX key`.
+fn bzpop_generic(cx: &mut Cx, a: &[&[u8]], max: bool) -> Reply {
+    let last = a.len() - 1;
+    tri!(super::list::parse_timeout(cx.now, a[last]));
+    for &key in &a[1..last] {
+        match tri!(peek_zset(cx, key)) {
+            Some(z) if !z.is_empty() => {}
+            _ => continue,
+        }
+        let (popped, emptied) =
+            tri!(cx.zset_mut(key, false, |z| (z.pop(1, max), z.is_empty()))).unwrap_or((Vec::new(), false));
+        let Some((m, score)) = popped.into_iter().next() else { continue };
+        notify_removed(cx, if max { "zpopmax" } else { "zpopmin" }, key, emptied);
+        let name: &[u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
+        cx.propagate(vec![name.to_vec(), key.to_vec()]);
+        return Reply::Array(vec![Reply::bulk(key), Reply::Bulk(m), Reply::Double(score)]);
+    }
+    Reply::NilArray
+}
+
+fn bzpopmin(cx: &mut Cx, a: &[&[u8]]) -> Reply {
+    bzpop_generic(cx, a, false)
+}
+
+fn bzpopmax(cx: &mut Cx, a: &[&[u8]]) -> Reply {
+    bzpop_generic(cx, a, true)
 }
 
 // ----- ZRANDMEMBER -------------------------------------------------------------
@@ -1812,6 +1845,23 @@ mod tests {
         assert!(t.engine.used_memory() > base + 300 * 40);
         t.run(&["ZREMRANGEBYRANK", "z", "0", "-1"]);
         assert_eq!(t.engine.used_memory(), base);
+        t.check_replay();
+    }
+
+    #[test]
+    fn bzpop_without_blocking() {
+        let mut t = T::new();
+        assert_eq!(t.run(&["BZPOPMIN", "none", "0"]), Reply::NilArray);
+        assert_eq!(t.run(&["BZPOPMIN", "z", "-1"]), err("ERR timeout is negative"));
+        assert_eq!(t.run(&["BZPOPMIN", "z", "x"]), err("ERR timeout is not a float or out of range"));
+        t.run(&["ZADD", "z", "1", "a", "2", "b"]);
+        assert_eq!(
+            t.run(&["BZPOPMIN", "none", "z", "0"]),
+            Reply::Array(vec![bulk("z"), bulk("a"), Reply::Double(1.0)])
+        );
+        assert_eq!(t.run(&["BZPOPMAX", "z", "1.5"]), Reply::Array(vec![bulk("z"), bulk("b"), Reply::Double(2.0)]));
+        assert_eq!(t.run(&["EXISTS", "z"]), Reply::Int(0));
+        assert_eq!(t.log.last().map(|r| r.ops[0].argv[0].0.clone()), Some(b"ZPOPMAX".to_vec()));
         t.check_replay();
     }
 }
