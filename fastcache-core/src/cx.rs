@@ -137,10 +137,12 @@ impl<'a> Cx<'a> {
     // ----- command bookkeeping --------------------------------------------
 
     /// Called by the engine before each command of the context.
+    ///
+    /// The clock is read once per context: every command of a MULTI/EXEC
+    /// block sees the same time, as in Redis 7.
     pub(crate) fn begin_command(&mut self) {
         self.propagate = Propagate::Nothing;
         self.cmd_db = self.db;
-        self.now = self.eng.clock.now_ms();
     }
 
     /// Called by the engine after each command: records its effect.

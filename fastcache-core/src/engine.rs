@@ -80,6 +80,12 @@ pub trait Journal {
     /// was not made durable, and the caller must stop acknowledging writes
     /// until it heals (invariant 6).
     fn append(&mut self, record: &Record) -> std::result::Result<(), JournalError>;
+
+    /// Whether records are wanted at all; when false the engine skips
+    /// building them (persistence off).
+    fn enabled(&self) -> bool {
+        true
+    }
 }
 
 /// A journal that drops records (persistence off).
@@ -89,6 +95,10 @@ pub struct NoJournal;
 impl Journal for NoJournal {
     fn append(&mut self, _record: &Record) -> std::result::Result<(), JournalError> {
         Ok(())
+    }
+
+    fn enabled(&self) -> bool {
+        false
     }
 }
 
@@ -454,7 +464,7 @@ impl Engine {
                 plain(Reply::OK)
             }
             _ => {
-                let cmds: [&[&[u8]]; 1] = [argv];
+                let cmds = [(spec, argv)];
                 let batch = self.run_batch(session.db, session.resp3, &cmds, journal, false, None);
                 session.db = batch.db;
                 Outcome {
@@ -491,13 +501,15 @@ impl Engine {
             return plain(Reply::NilArray);
         }
         let owned: Vec<Vec<&[u8]>> = multi.queue.iter().map(|c| c.iter().map(|a| a.as_slice()).collect()).collect();
-        let cmds: Vec<&[&[u8]]> = owned.iter().map(|c| c.as_slice()).collect();
+        // Every queued command was looked up when it was queued.
+        let cmds: Vec<(&'static CommandSpec, &[&[u8]])> =
+            owned.iter().filter_map(|c| commands::lookup(c[0]).map(|s| (s, c.as_slice()))).collect();
         let watched: Vec<(usize, &[u8], u64)> =
             session.watched.iter().filter(|w| w.deadline != 0).map(|w| (w.db, w.key.as_slice(), w.deadline)).collect();
         let batch = self.run_batch(session.db, session.resp3, &cmds, journal, false, Some(&watched));
         session.db = batch.db;
         session.unwatch();
-        let reply = if batch.aborted { Reply::NilArray } else { Reply::Array(batch.replies) };
+        let reply = if batch.aborted { Reply::NilArray } else { Reply::Array(batch.replies.into_vec()) };
         // A journal failure replaces the whole reply: nothing of the block
         // was made durable.
         let reply = match batch.journal_error {
@@ -513,25 +525,18 @@ impl Engine {
         &self,
         db: usize,
         resp3: bool,
-        cmds: &[&[&[u8]]],
+        cmds: &[(&'static CommandSpec, &[&[u8]])],
         journal: &mut dyn Journal,
         replay: bool,
         watched_expiry: Option<&[(usize, &[u8], u64)]>,
     ) -> Batch {
         let inner = &*self.0;
-        let specs: SmallVec<[&'static CommandSpec; 1]> = cmds.iter().filter_map(|c| commands::lookup(c[0])).collect();
-        if specs.len() != cmds.len() {
-            // Only reachable through apply_record with a damaged op; the
-            // caller reports it per op.
-            return Batch::single(db, Reply::error(unknown_command_text(cmds)));
-        }
-
-        if !replay && inner.write_blocked.load(Ordering::Acquire) && specs.iter().any(|s| s.is_write()) {
+        if !replay && inner.write_blocked.load(Ordering::Acquire) && cmds.iter().any(|(s, _)| s.is_write()) {
             if let Some(msg) = inner.write_block.lock().clone() {
                 return Batch::single(db, Reply::error(msg));
             }
         }
-        if !replay && specs.iter().any(|s| s.denies_oom()) && !crate::evict::make_room(self, journal) {
+        if !replay && cmds.iter().any(|(s, _)| s.denies_oom()) && !crate::evict::make_room(self, journal) {
             return Batch::single(db, errors::OOM);
         }
 
@@ -539,7 +544,7 @@ impl Engine {
         let nshards = inner.shards.len();
         let mut all = false;
         let mut idx: SmallVec<[usize; 4]> = SmallVec::new();
-        for (spec, argv) in specs.iter().zip(cmds) {
+        for (spec, argv) in cmds {
             match spec.lock_set(argv) {
                 LockSet::None => {}
                 LockSet::All => all = true,
@@ -557,15 +562,21 @@ impl Engine {
                 idx.push(inner.shard_of(hash(k)));
             }
         }
-        let guards = if all {
-            (0..nshards).map(|i| (i, inner.shards[i].lock())).collect()
+        let mut guards = SmallVec::new();
+        if all {
+            guards.reserve_exact(nshards);
+            for i in 0..nshards {
+                guards.push((i, inner.shards[i].lock()));
+            }
         } else {
             idx.sort_unstable();
             idx.dedup();
-            idx.iter().map(|&i| (i, inner.shards[i].lock())).collect()
-        };
+            for &i in &idx {
+                guards.push((i, inner.shards[i].lock()));
+            }
+        }
 
-        let mut cx = Cx::new(inner, guards, db, replay, resp3, !replay);
+        let mut cx = Cx::new(inner, guards, db, replay, resp3, !replay && journal.enabled());
         let mut aborted = false;
         if let Some(w) = watched_expiry {
             let now = cx.now;
@@ -574,9 +585,9 @@ impl Engine {
             aborted =
                 w.iter().any(|&(wdb, k, _)| cx.peek_in(wdb, k).is_none_or(|e| e.deadline != 0 && e.deadline <= now));
         }
-        let mut replies = Vec::with_capacity(cmds.len());
+        let mut replies = SmallVec::new();
         if !aborted {
-            for (spec, argv) in specs.iter().zip(cmds) {
+            for (spec, argv) in cmds {
                 cx.begin_command();
                 let reply = (spec.handler)(&mut cx, argv);
                 cx.end_command(argv, &reply);
@@ -630,7 +641,7 @@ impl Engine {
             if !spec.arity_ok(argv.len()) {
                 return Err(Error::Replay { op: i, command: op.name(), reply: "wrong number of arguments".into() });
             }
-            let cmds: [&[&[u8]]; 1] = [argv.as_slice()];
+            let cmds = [(spec, argv.as_slice())];
             let batch = self.run_batch(db, false, &cmds, &mut NoJournal, true, None);
             if let Some(Reply::Error(e)) = batch.replies.first() {
                 return Err(Error::Replay { op: i, command: op.name(), reply: e.to_string() });
@@ -764,7 +775,7 @@ fn plain(reply: Reply) -> Outcome {
 
 struct Batch {
     db: usize,
-    replies: Vec<Reply>,
+    replies: SmallVec<[Reply; 1]>,
     events: Vec<Event>,
     changed: u64,
     aborted: bool,
@@ -773,15 +784,15 @@ struct Batch {
 
 impl Batch {
     fn single(db: usize, reply: Reply) -> Batch {
-        Batch { db, replies: vec![reply], events: Vec::new(), changed: 0, aborted: false, journal_error: None }
+        Batch {
+            db,
+            replies: smallvec::smallvec![reply],
+            events: Vec::new(),
+            changed: 0,
+            aborted: false,
+            journal_error: None,
+        }
     }
-}
-
-fn unknown_command_text(cmds: &[&[&[u8]]]) -> String {
-    cmds.iter()
-        .find(|c| commands::lookup(c[0]).is_none())
-        .map(|c| format!("ERR unknown command '{}'", String::from_utf8_lossy(c[0])))
-        .unwrap_or_default()
 }
 
 /// Redis' unknown-command error, with the first arguments quoted.

@@ -182,7 +182,7 @@ pub(crate) const fn cmd_keys(
 
 struct Table {
     all: Vec<CommandSpec>,
-    by_name: HashMap<&'static str, usize>,
+    by_name: HashMap<&'static [u8], usize, foldhash::fast::FixedState>,
 }
 
 fn table() -> &'static Table {
@@ -199,7 +199,7 @@ fn table() -> &'static Table {
             server::COMMANDS,
         ]
         .concat();
-        let by_name = all.iter().enumerate().map(|(i, c)| (c.name, i)).collect();
+        let by_name = all.iter().enumerate().map(|(i, c)| (c.name.as_bytes(), i)).collect();
         Table { all, by_name }
     })
 }
@@ -213,9 +213,8 @@ pub(crate) fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     for (b, c) in buf.iter_mut().zip(name) {
         *b = c.to_ascii_lowercase();
     }
-    let lower = std::str::from_utf8(&buf[..name.len()]).ok()?;
     let t = table();
-    t.by_name.get(lower).map(|&i| &t.all[i])
+    t.by_name.get(&buf[..name.len()]).map(|&i| &t.all[i])
 }
 
 /// Every command.
