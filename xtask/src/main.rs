@@ -33,9 +33,43 @@ fn cargo(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Runs cargo test with `args`, echoing its output, and returns the summed
+/// (passed, failed) counts of every test binary it ran.
+fn cargo_test(args: &[&str]) -> Result<(u64, u64)> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("+ cargo {}", args.join(" "));
+    let out = Command::new(&cargo)
+        .args(args)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("running cargo {}", args.join(" ")))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    print!("{text}");
+    let (mut passed, mut failed) = (0, 0);
+    for line in text.lines().filter(|l| l.starts_with("test result:")) {
+        let count = |word: &str| -> u64 {
+            line.split(';')
+                .find(|part| part.trim_end().ends_with(word))
+                .and_then(|part| part.split_whitespace().rev().nth(1))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        passed += count("passed");
+        failed += count("failed");
+    }
+    if !out.status.success() {
+        println!("{passed} passed, {} failed", failed.max(1));
+        bail!("cargo {} failed ({})", args.join(" "), out.status);
+    }
+    Ok((passed, failed))
+}
+
 fn test() -> Result<()> {
-    cargo(&["test", "--workspace", "--all-targets"])?;
-    cargo(&["test", "--workspace", "--doc"])
+    let (p1, f1) = cargo_test(&["test", "--workspace", "--all-targets"])?;
+    let (p2, f2) = cargo_test(&["test", "--workspace", "--doc"])?;
+    // One closing line for the whole suite.
+    println!("{} passed, {} failed", p1 + p2, f1 + f2);
+    Ok(())
 }
 
 fn ci(fast: bool) -> Result<()> {
