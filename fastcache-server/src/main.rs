@@ -1,16 +1,74 @@
-//! `fastcache-server` — the network front end of FastCache.
-//!
-//! **Status: not implemented yet.** The RESP server arrives with the
-//! server issue; until then this binary refuses to start rather than
-//! pretend to serve clients.
+//! `fastcache-server` — FastCache on the network: RESP2/RESP3 over TCP in
+//! front of the engine. Configuration comes from the environment
+//! (`fastcache-server --help` lists every variable).
 
-use std::process::ExitCode;
+use std::net::SocketAddr;
 
-fn main() -> ExitCode {
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+mod admin;
+mod blocking;
+mod client;
+mod command;
+mod config;
+mod connection;
+mod cron;
+mod info;
+mod params;
+mod pubsub;
+mod resp;
+mod server;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        print!("{}", config::help_text());
+        return Ok(());
+    }
+    if args.iter().any(|a| a == "--version" || a == "-v") {
+        println!("fastcache-server {}", env!("CARGO_PKG_VERSION"));
+        return Ok(());
+    }
+    if let Some(a) = args.first() {
+        anyhow::bail!("unknown argument {a:?}; configuration comes from environment variables, see --help");
+    }
+    let config = match config::Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("fastcache-server: {e}");
+            std::process::exit(2);
+        }
+    };
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async_main(config))
+}
+
+async fn async_main(config: config::Config) -> anyhow::Result<()> {
+    let addr = SocketAddr::new(config.bind, config.port);
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr().context("reading the bound address")?;
+    // Tests and scripts read this line to learn the port when FASTCACHE_PORT=0.
+    println!("fastcache-server {} listening on {local}", env!("CARGO_PKG_VERSION"));
     eprintln!(
-        "fastcache-server {}: the network server is not implemented yet; \
-         the engine (fastcache-core) can be embedded as a library meanwhile",
-        env!("CARGO_PKG_VERSION")
+        "persistence is not implemented yet: data is in memory only and is lost when the server stops \
+         (PERSISTENCE_DIR={} is not used)",
+        config.persistence_dir.display()
     );
-    ExitCode::from(2)
+    let shared = server::Shared::new(config, local.port());
+    let signals = shared.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("interrupted; stopping");
+        let _ = signals.shutdown.send(true);
+    });
+    server::run(listener, shared).await
 }

@@ -346,10 +346,7 @@ mod tests {
         assert_eq!(parse(b"*2\r\n$3\r\nGET\r\n$1\r\n", 100), Ok(Parsed::Incomplete));
         assert_eq!(parse(b"*2\r\n$3\r\nGE", 100), Ok(Parsed::Incomplete));
         assert_eq!(parse(b"*2\r", 100), Ok(Parsed::Incomplete));
-        assert_eq!(
-            parse(b"*1\r\n+3\r\n", 100),
-            Err(ProtocolError("Protocol error: expected '$', got '+'".into()))
-        );
+        assert_eq!(parse(b"*1\r\n+3\r\n", 100), Err(ProtocolError("Protocol error: expected '$', got '+'".into())));
         assert_eq!(parse(b"*x\r\n", 100), Err(ProtocolError("Protocol error: invalid multibulk length".into())));
         assert_eq!(parse(b"*1\r\n$-5\r\n", 100), Err(ProtocolError("Protocol error: invalid bulk length".into())));
         assert_eq!(parse(b"*1\r\n$101\r\n", 100), Err(ProtocolError("Protocol error: invalid bulk length".into())));
@@ -362,7 +359,10 @@ mod tests {
         assert_eq!(args(b"PING\n"), vec![b"PING".to_vec()]);
         assert_eq!(args(b"SET k \"a b\\x41\\n\"\r\n")[2], b"a bA\n".to_vec());
         assert_eq!(args(b"SET k 'it\\'s'\r\n")[2], b"it's".to_vec());
-        assert_eq!(parse(b"SET k \"oops\r\n", 100), Err(ProtocolError("Protocol error: unbalanced quotes in request".into())));
+        assert_eq!(
+            parse(b"SET k \"oops\r\n", 100),
+            Err(ProtocolError("Protocol error: unbalanced quotes in request".into()))
+        );
         assert_eq!(parse(b"\r\n", 100), Ok(Parsed::Request { args: vec![], consumed: 2 }));
         assert_eq!(parse(b"PING", 100), Ok(Parsed::Incomplete));
     }

@@ -1,0 +1,388 @@
+//! One client connection: read, parse every complete request in the
+//! buffer, execute, and write all replies back with one write.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fastcache_core::{NoJournal, Reply, Session};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use crate::resp::{self, Parsed};
+use crate::server::{ClientInfo, Shared};
+
+/// Redis' CLIENT REPLY modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// Skip the reply of the next command only.
+    Skip,
+}
+
+/// What the connection loop does after a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// Send what is buffered, then close.
+    Close,
+}
+
+/// The state of one connection.
+pub struct Conn {
+    pub shared: Arc<Shared>,
+    pub info: Arc<ClientInfo>,
+    pub session: Session,
+    pub authed: bool,
+    pub reply_mode: ReplyMode,
+    /// Channels and patterns this client is subscribed to.
+    pub channels: HashSet<Vec<u8>>,
+    pub patterns: HashSet<Vec<u8>>,
+    /// Encoded output waiting to be written.
+    pub out: Vec<u8>,
+    /// Server-level commands queued inside MULTI, with the number of engine
+    /// commands queued before each (their place in EXEC's reply).
+    multi_server: Vec<(usize, Vec<Vec<u8>>)>,
+    multi_engine: usize,
+}
+
+/// Commands that may make a client wait.
+const BLOCKING: &[&str] = &["blpop", "brpop", "blmove", "brpoplpush", "bzpopmin", "bzpopmax"];
+
+/// Commands answered by the server rather than the engine.
+const SERVER_COMMANDS: &[&str] = &[
+    "ping",
+    "echo",
+    "quit",
+    "reset",
+    "auth",
+    "hello",
+    "client",
+    "command",
+    "info",
+    "config",
+    "time",
+    "lastsave",
+    "shutdown",
+    "debug",
+    "subscribe",
+    "unsubscribe",
+    "psubscribe",
+    "punsubscribe",
+    "publish",
+    "pubsub",
+];
+
+/// Commands allowed while a RESP2 client is subscribed.
+const SUBSCRIBED_OK: &[&str] = &["subscribe", "unsubscribe", "psubscribe", "punsubscribe", "ping", "quit", "reset"];
+
+/// Runs one connection to its end.
+pub async fn serve(stream: TcpStream, addr: SocketAddr, shared: Arc<Shared>) {
+    let laddr = stream.local_addr().unwrap_or(addr);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let id = shared.next_client_id();
+    let info = Arc::new(ClientInfo {
+        id,
+        addr,
+        laddr,
+        name: Default::default(),
+        lib_name: Default::default(),
+        lib_ver: Default::default(),
+        created: std::time::Instant::now(),
+        last_interaction_ms: Default::default(),
+        db: Default::default(),
+        resp: 2.into(),
+        last_cmd: parking_lot::Mutex::new("NULL".into()),
+        subscriptions: Default::default(),
+        in_multi: Default::default(),
+        blocked: Default::default(),
+        no_evict: Default::default(),
+        killed: Default::default(),
+        kill_notify: Default::default(),
+        tx,
+    });
+    let mut stream = stream;
+    let admitted = {
+        let maxclients = shared.params.read().maxclients;
+        let mut clients = shared.clients.lock();
+        let ok = clients.len() < maxclients;
+        if ok {
+            clients.insert(id, info.clone());
+        }
+        ok
+    };
+    if !admitted {
+        shared.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+        let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+        return;
+    }
+    let authed = shared.params.read().requirepass.is_none();
+    let mut conn = Conn {
+        session: shared.engine.session(),
+        shared: shared.clone(),
+        info: info.clone(),
+        authed,
+        reply_mode: ReplyMode::On,
+        channels: HashSet::new(),
+        patterns: HashSet::new(),
+        out: Vec::with_capacity(1024),
+        multi_server: Vec::new(),
+        multi_engine: 0,
+    };
+    conn.run(stream, rx).await;
+    crate::pubsub::unsubscribe_all(&mut conn);
+    shared.blocking.remove_client(id);
+    shared.clients.lock().remove(&id);
+}
+
+impl Conn {
+    async fn run(&mut self, stream: TcpStream, mut rx: mpsc::UnboundedReceiver<crate::pubsub::Push>) {
+        let (mut rd, mut wr) = stream.into_split();
+        let mut buf: Vec<u8> = Vec::with_capacity(4096);
+        let mut shutdown = self.shared.shutdown.subscribe();
+        loop {
+            // Execute every complete request already buffered.
+            let mut start = 0;
+            let mut flow = Flow::Continue;
+            while flow == Flow::Continue {
+                let max_bulk = self.shared.params.read().proto_max_bulk_len;
+                match resp::parse(&buf[start..], max_bulk) {
+                    Ok(Parsed::Incomplete) => break,
+                    Ok(Parsed::Request { args, consumed }) => {
+                        let base = start;
+                        start += consumed;
+                        if args.is_empty() {
+                            continue;
+                        }
+                        let frame = &buf[base..base + consumed];
+                        let inline = frame.first() != Some(&b'*');
+                        let owned: Vec<Vec<u8>>;
+                        let argv: Vec<&[u8]> = if inline {
+                            owned = args.iter().map(|r| resp::decode_inline_arg(&frame[r.clone()])).collect();
+                            owned.iter().map(Vec::as_slice).collect()
+                        } else {
+                            args.iter().map(|r| &frame[r.clone()]).collect()
+                        };
+                        self.shared.stats.net_input_bytes.fetch_add(consumed as u64, Ordering::Relaxed);
+                        flow = self.execute(&argv).await;
+                    }
+                    Err(e) => {
+                        self.out.push(b'-');
+                        self.out.extend_from_slice(e.0.as_bytes());
+                        self.out.extend_from_slice(b"\r\n");
+                        eprintln!(
+                            "client id={} addr={}: {}; closing the connection",
+                            self.info.id, self.info.addr, e.0
+                        );
+                        flow = Flow::Close;
+                    }
+                }
+            }
+            buf.drain(..start);
+            if !self.out.is_empty() {
+                if wr.write_all(&self.out).await.is_err() {
+                    return;
+                }
+                self.shared.stats.net_output_bytes.fetch_add(self.out.len() as u64, Ordering::Relaxed);
+                self.out.clear();
+                if self.out.capacity() > 1 << 20 {
+                    self.out.shrink_to(1024);
+                }
+            }
+            if flow == Flow::Close || self.info.killed.load(Ordering::Acquire) {
+                return;
+            }
+            let limit = self.shared.params.read().client_query_buffer_limit;
+            if buf.len() > limit {
+                eprintln!(
+                    "client id={} addr={}: query buffer of {} bytes exceeds client-query-buffer-limit; closing",
+                    self.info.id,
+                    self.info.addr,
+                    buf.len()
+                );
+                return;
+            }
+            if buf.capacity() > 1 << 20 && buf.len() < 4096 {
+                buf.shrink_to(4096);
+            }
+            let idle = self.shared.params.read().timeout_secs;
+            let idle_timer = async {
+                if idle == 0 || !self.channels.is_empty() || !self.patterns.is_empty() {
+                    std::future::pending::<()>().await;
+                } else {
+                    tokio::time::sleep(Duration::from_secs(idle)).await;
+                }
+            };
+            tokio::select! {
+                r = rd.read_buf(&mut buf) => match r {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                },
+                Some(msg) = rx.recv() => {
+                    crate::pubsub::write_push(self, &msg);
+                    // Deliver everything else already queued in the same write.
+                    while let Ok(msg) = rx.try_recv() {
+                        crate::pubsub::write_push(self, &msg);
+                    }
+                }
+                _ = self.info.kill_notify.notified() => return,
+                _ = shutdown.changed() => return,
+                _ = idle_timer => return,
+            }
+        }
+    }
+
+    /// Whether the client speaks RESP3.
+    pub fn resp3(&self) -> bool {
+        self.session.resp3()
+    }
+
+    /// Appends a reply, honouring CLIENT REPLY OFF/SKIP.
+    pub fn reply(&mut self, r: &Reply) {
+        match self.reply_mode {
+            ReplyMode::On => {
+                let resp3 = self.resp3();
+                resp::write_reply(&mut self.out, r, resp3);
+            }
+            ReplyMode::Off => {}
+            ReplyMode::Skip => self.reply_mode = ReplyMode::On,
+        }
+    }
+
+    /// Whether the RESP2 subscribed context applies.
+    pub fn subscribed(&self) -> bool {
+        !self.channels.is_empty() || !self.patterns.is_empty()
+    }
+
+    async fn execute(&mut self, argv: &[&[u8]]) -> Flow {
+        let shared = self.shared.clone();
+        shared.stats.commands_processed.fetch_add(1, Ordering::Relaxed);
+        self.info.last_interaction_ms.store(self.info.created.elapsed().as_millis() as u64, Ordering::Relaxed);
+        let name = String::from_utf8_lossy(argv[0]).to_ascii_lowercase();
+        let name = name.as_str();
+        if let Some(mut last) = self.info.last_cmd.try_lock() {
+            last.clear();
+            last.push_str(name);
+        }
+
+        if !self.authed && !matches!(name, "auth" | "hello" | "quit" | "reset") {
+            self.reply(&Reply::err("NOAUTH Authentication required."));
+            return Flow::Continue;
+        }
+        if self.subscribed() && !self.resp3() && !SUBSCRIBED_OK.contains(&name) {
+            let msg = format!(
+                "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+            );
+            self.reply(&Reply::error(msg));
+            return Flow::Continue;
+        }
+
+        let is_server = SERVER_COMMANDS.contains(&name);
+        if is_server && self.session.in_multi() && !matches!(name, "quit" | "reset") {
+            // Queued like any command; answered in EXEC's reply.
+            self.multi_server.push((self.multi_engine, argv.iter().map(|a| a.to_vec()).collect()));
+            self.reply(&Reply::QUEUED);
+            return Flow::Continue;
+        }
+        if is_server {
+            return self.server_command(name, argv).await;
+        }
+        self.engine_command(name, argv).await
+    }
+
+    async fn engine_command(&mut self, name: &str, argv: &[&[u8]]) -> Flow {
+        let shared = self.shared.clone();
+        let was_multi = self.session.in_multi();
+        if name == "multi" && !was_multi {
+            self.multi_server.clear();
+            self.multi_engine = 0;
+        }
+        let db_before = self.session.db();
+        let outcome = shared.engine.execute_with(&mut self.session, argv, &mut NoJournal);
+        let mut reply = outcome.reply;
+        if was_multi {
+            match name {
+                "exec" => reply = self.merge_exec(reply),
+                "discard" => self.multi_server.clear(),
+                _ if reply == Reply::QUEUED => self.multi_engine += 1,
+                _ => {}
+            }
+        }
+        self.info.in_multi.store(self.session.in_multi(), Ordering::Relaxed);
+        self.info.db.store(self.session.db(), Ordering::Relaxed);
+        if !outcome.events.is_empty() {
+            shared.broker.publish_events(&outcome.events);
+        }
+        if outcome.changed > 0 && shared.blocking.has_waiters() {
+            let keys = shared.engine.command(argv[0]).and_then(|s| s.keys(argv));
+            let keys = if name == "exec" { None } else { keys.map(|k| k.iter().map(|k| k.to_vec()).collect()) };
+            shared.blocking.on_write(&shared, db_before, keys);
+        }
+        if BLOCKING.contains(&name) && !self.session.in_multi() && matches!(reply, Reply::Nil | Reply::NilArray) {
+            reply = crate::blocking::wait(self, argv).await;
+        }
+        self.reply(&reply);
+        Flow::Continue
+    }
+
+    /// Splices the replies of server-level commands queued in MULTI into
+    /// EXEC's reply, running them now.
+    fn merge_exec(&mut self, reply: Reply) -> Reply {
+        let queued = std::mem::take(&mut self.multi_server);
+        self.multi_engine = 0;
+        let Reply::Array(engine_replies) = reply else {
+            return reply;
+        };
+        if queued.is_empty() {
+            return Reply::Array(engine_replies);
+        }
+        let mut out = Vec::with_capacity(engine_replies.len() + queued.len());
+        let mut it = engine_replies.into_iter();
+        let mut taken = 0;
+        for (pos, argv) in queued {
+            while taken < pos {
+                if let Some(r) = it.next() {
+                    out.push(r);
+                }
+                taken += 1;
+            }
+            let args: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
+            out.push(crate::admin::sync_server_command(self, &args));
+        }
+        out.extend(it);
+        Reply::Array(out)
+    }
+
+    async fn server_command(&mut self, name: &str, argv: &[&[u8]]) -> Flow {
+        match name {
+            "quit" => {
+                self.reply(&Reply::OK);
+                Flow::Close
+            }
+            "shutdown" => crate::admin::shutdown(self, argv),
+            "debug" if argv.len() == 3 && argv[1].eq_ignore_ascii_case(b"sleep") => {
+                match fastcache_core::util::parse_f64(argv[2]) {
+                    Some(secs) if secs >= 0.0 => {
+                        tokio::time::sleep(Duration::from_secs_f64(secs.min(3600.0))).await;
+                        self.reply(&Reply::OK);
+                    }
+                    _ => self.reply(&fastcache_core::errors::NOT_FLOAT),
+                }
+                Flow::Continue
+            }
+            "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe" => {
+                crate::pubsub::subscription_command(self, name, argv);
+                Flow::Continue
+            }
+            _ => {
+                let r = crate::admin::sync_server_command(self, argv);
+                self.reply(&r);
+                Flow::Continue
+            }
+        }
+    }
+}

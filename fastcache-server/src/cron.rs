@@ -1,0 +1,23 @@
+//! Periodic work: the active expiry cycle, ten times a second (Redis' `hz`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fastcache_core::NoJournal;
+
+use crate::server::Shared;
+
+/// Runs until the task is aborted at shutdown.
+pub async fn run(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let engine = shared.engine.clone();
+        // A quarter of a tick at most, as Redis' slow cycle (25% of CPU).
+        let _ = tokio::task::spawn_blocking(move || {
+            engine.active_expire_cycle(&mut NoJournal, Duration::from_millis(25));
+        })
+        .await;
+    }
+}

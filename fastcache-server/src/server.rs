@@ -1,0 +1,153 @@
+//! The listener and the state every connection shares.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use fastcache_core::{Engine, EngineConfig};
+use parking_lot::{Mutex, RwLock};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch, Notify};
+
+use crate::blocking::Blocking;
+use crate::config::Config;
+use crate::params::Params;
+use crate::pubsub::{Broker, Push};
+
+/// Counters for INFO stats.
+#[derive(Default)]
+pub struct ServerStats {
+    pub connections_received: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub commands_processed: AtomicU64,
+    pub net_input_bytes: AtomicU64,
+    pub net_output_bytes: AtomicU64,
+}
+
+/// What the server knows about one connected client (CLIENT LIST, KILL,
+/// UNBLOCK, INFO clients).
+pub struct ClientInfo {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub laddr: SocketAddr,
+    pub name: Mutex<Option<String>>,
+    pub lib_name: Mutex<Option<String>>,
+    pub lib_ver: Mutex<Option<String>>,
+    pub created: Instant,
+    /// Milliseconds since `created` of the last command.
+    pub last_interaction_ms: AtomicU64,
+    pub db: AtomicUsize,
+    pub resp: AtomicU8,
+    pub last_cmd: Mutex<String>,
+    /// Number of channel + pattern subscriptions.
+    pub subscriptions: AtomicUsize,
+    pub in_multi: AtomicBool,
+    pub blocked: AtomicBool,
+    pub no_evict: AtomicBool,
+    /// Set by CLIENT KILL; the connection closes at its next wake-up.
+    pub killed: AtomicBool,
+    pub kill_notify: Notify,
+    /// Pub/Sub messages for this client.
+    pub tx: mpsc::UnboundedSender<Push>,
+}
+
+impl ClientInfo {
+    /// Seconds since the last command.
+    pub fn idle_secs(&self) -> u64 {
+        let now = self.created.elapsed().as_millis() as u64;
+        now.saturating_sub(self.last_interaction_ms.load(Ordering::Relaxed)) / 1000
+    }
+
+    /// Asks the connection to close.
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::Release);
+        self.kill_notify.notify_one();
+    }
+}
+
+/// State shared by all connections.
+pub struct Shared {
+    pub engine: Engine,
+    pub config: Config,
+    /// Runtime parameters (CONFIG GET/SET).
+    pub params: RwLock<Params>,
+    pub clients: Mutex<HashMap<u64, Arc<ClientInfo>>>,
+    pub broker: Broker,
+    pub blocking: Blocking,
+    pub stats: ServerStats,
+    pub started: Instant,
+    pub started_unix: u64,
+    pub run_id: String,
+    pub port: u16,
+    pub last_save_unix: AtomicU64,
+    /// Flipped to true to stop the server (SHUTDOWN, signals).
+    pub shutdown: watch::Sender<bool>,
+    next_client_id: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(config: Config, port: u16) -> Arc<Shared> {
+        let engine = Engine::new(EngineConfig {
+            databases: config.databases,
+            maxmemory: config.maxmemory,
+            maxmemory_policy: config.maxmemory_policy,
+            ..EngineConfig::default()
+        });
+        let now_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let run_id: String = (0..40).map(|_| fastrand::alphanumeric().to_ascii_lowercase()).collect();
+        let params = Params::new(&config);
+        let (shutdown, _) = watch::channel(false);
+        Arc::new(Shared {
+            engine,
+            params: RwLock::new(params),
+            config,
+            clients: Mutex::new(HashMap::new()),
+            broker: Broker::default(),
+            blocking: Blocking::default(),
+            stats: ServerStats::default(),
+            started: Instant::now(),
+            started_unix: now_unix,
+            run_id,
+            port,
+            last_save_unix: AtomicU64::new(now_unix),
+            shutdown,
+            next_client_id: AtomicU64::new(1),
+        })
+    }
+
+    pub fn next_client_id(&self) -> u64 {
+        self.next_client_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Accepts connections until shutdown.
+pub async fn run(listener: TcpListener, shared: Arc<Shared>) -> anyhow::Result<()> {
+    let mut shutdown = shared.shutdown.subscribe();
+    let expire_task = tokio::spawn(crate::cron::run(shared.clone()));
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, addr) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // Out of file descriptors and similar: back off, keep serving.
+                        eprintln!("accept failed: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                shared.stats.connections_received.fetch_add(1, Ordering::Relaxed);
+                let _ = stream.set_nodelay(true);
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    crate::connection::serve(stream, addr, shared).await;
+                });
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+    expire_task.abort();
+    Ok(())
+}
