@@ -66,8 +66,19 @@ async fn async_main(config: config::Config) -> anyhow::Result<()> {
     let shared = server::Shared::new(config, local.port());
     let signals = shared.clone();
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        eprintln!("interrupted; stopping");
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("cannot listen for SIGTERM ({e}); only SIGINT and SHUTDOWN stop the server cleanly");
+                let _ = tokio::signal::ctrl_c().await;
+                let _ = signals.shutdown.send(true);
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => eprintln!("SIGINT received; stopping"),
+            _ = term.recv() => eprintln!("SIGTERM received; stopping"),
+        }
         let _ = signals.shutdown.send(true);
     });
     server::run(listener, shared).await
