@@ -633,11 +633,16 @@ impl<'a> Cx<'a> {
 
     /// Swaps databases `a` and `b` in every locked shard.
     pub(crate) fn swap_dbs(&mut self, a: usize, b: usize) {
+        let mut moved = 0;
         for shard in self.shards_mut() {
+            moved += shard.dbs[a].len() + shard.dbs[b].len();
             shard.dbs.swap(a, b);
             shard.touch_all_watched(a);
             shard.touch_all_watched(b);
         }
+        // Every key of both databases changed place: clients blocked on
+        // either must be looked at again.
+        self.changed += moved.max(1) as u64;
         self.mark_dirty();
     }
 

@@ -536,8 +536,14 @@ impl Engine {
                 return Batch::single(db, Reply::error(msg));
             }
         }
-        if !replay && cmds.iter().any(|(s, _)| s.denies_oom()) && !crate::evict::make_room(self, journal) {
-            return Batch::single(db, errors::OOM);
+        // Keys evicted to make room are announced before the command's own
+        // events, in the order Redis publishes them.
+        let mut evicted = Vec::new();
+        if !replay && cmds.iter().any(|(s, _)| s.denies_oom()) && !crate::evict::make_room(self, journal, &mut evicted)
+        {
+            let mut batch = Batch::single(db, errors::OOM);
+            batch.events = evicted;
+            return batch;
         }
 
         // Lock every shard the batch may touch, in ascending order.
@@ -577,6 +583,7 @@ impl Engine {
         }
 
         let mut cx = Cx::new(inner, guards, db, replay, resp3, !replay && journal.enabled());
+        cx.events = evicted;
         let mut aborted = false;
         if let Some(w) = watched_expiry {
             let now = cx.now;

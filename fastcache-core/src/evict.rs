@@ -8,6 +8,7 @@
 use std::sync::atomic::Ordering;
 
 use crate::engine::{Engine, Inner, Journal};
+use crate::notify::{self, Event};
 use crate::record::{Op, Record};
 use crate::table::{hash, Keyed};
 
@@ -142,7 +143,9 @@ impl Inner {
 
 /// Evicts keys until used memory is at or under `maxmemory`. Returns false
 /// if that is impossible (policy `noeviction`, or nothing left to evict).
-pub(crate) fn make_room(engine: &Engine, journal: &mut dyn Journal) -> bool {
+/// An `evicted` event per evicted key goes to `events` when that class is
+/// enabled, also when the function then fails.
+pub(crate) fn make_room(engine: &Engine, journal: &mut dyn Journal, events: &mut Vec<Event>) -> bool {
     let inner = &*engine.0;
     let max = inner.maxmemory.load(Ordering::Relaxed);
     if max == 0 || inner.used() <= max {
@@ -153,12 +156,15 @@ pub(crate) fn make_room(engine: &Engine, journal: &mut dyn Journal) -> bool {
         return false;
     }
     let mut rng = fastrand::Rng::new();
+    let flags = inner.notify_flags.load(Ordering::Relaxed);
+    let mut events =
+        (flags & notify::EVICTED != 0 && flags & (notify::KEYSPACE | notify::KEYEVENT) != 0).then_some(events);
     // Bounded: a write never spends unbounded time evicting.
     for _ in 0..10_000 {
         if inner.used() <= max {
             return true;
         }
-        if !evict_one(inner, policy, &mut rng, journal) {
+        if !evict_one(inner, policy, &mut rng, journal, events.as_deref_mut()) {
             return false;
         }
     }
@@ -166,7 +172,13 @@ pub(crate) fn make_room(engine: &Engine, journal: &mut dyn Journal) -> bool {
 }
 
 /// Samples candidates and evicts the best one. False if no key qualifies.
-fn evict_one(inner: &Inner, policy: EvictionPolicy, rng: &mut fastrand::Rng, journal: &mut dyn Journal) -> bool {
+fn evict_one(
+    inner: &Inner,
+    policy: EvictionPolicy,
+    rng: &mut fastrand::Rng,
+    journal: &mut dyn Journal,
+    events: Option<&mut Vec<Event>>,
+) -> bool {
     let now = inner.clock.now_ms();
     let nshards = inner.shards.len();
     // (score: higher evicts first, shard, db, key)
@@ -229,6 +241,10 @@ fn evict_one(inner: &Inner, policy: EvictionPolicy, rng: &mut fastrand::Rng, jou
     // A failed journal append here is reported by the write that follows;
     // the eviction itself has happened in memory either way.
     let _ = journal.append(&Record { ops: vec![Op::new(dbi, &[b"DEL", &key])] });
+    drop(shard);
+    if let Some(events) = events {
+        events.push(Event { class: notify::EVICTED, event: "evicted", db: dbi, key });
+    }
     true
 }
 
@@ -245,5 +261,42 @@ mod tests {
         }
         assert_eq!(EvictionPolicy::parse("ALLKEYS-LRU"), Some(EvictionPolicy::AllKeysLru));
         assert_eq!(EvictionPolicy::parse("lru"), None);
+    }
+
+    /// Writes 1 KB values until a write evicts; that write's outcome and
+    /// how many keys it evicted.
+    fn write_until_eviction(t: &mut crate::testutil::T, tag: &str) -> (crate::engine::Outcome, usize) {
+        let value = "x".repeat(1000);
+        let before = t.engine.stats().evicted_keys;
+        for i in 0..1000 {
+            let key = format!("{tag}{i}");
+            let argv: [&[u8]; 3] = [b"SET", key.as_bytes(), value.as_bytes()];
+            let out = t.engine.execute_with(&mut t.session, &argv, &mut crate::NoJournal);
+            assert_eq!(out.reply, crate::Reply::OK);
+            let evicted = t.engine.stats().evicted_keys - before;
+            if evicted > 0 {
+                return (out, evicted as usize);
+            }
+        }
+        panic!("nothing was evicted");
+    }
+
+    #[test]
+    fn eviction_events_precede_the_command_events() {
+        let mut t = crate::testutil::T::new();
+        t.engine.set_maxmemory(100_000);
+        t.engine.set_maxmemory_policy(EvictionPolicy::AllKeysRandom);
+        t.engine.set_notify_flags(notify::KEYSPACE | notify::ALL);
+        let (out, n) = write_until_eviction(&mut t, "a");
+        let names: Vec<&str> = out.events.iter().map(|e| e.event).collect();
+        assert_eq!(names.len(), n + 1, "{names:?}");
+        assert!(out.events[..n].iter().all(|e| e.event == "evicted" && e.class == notify::EVICTED && e.db == 0));
+        assert_eq!(names.last(), Some(&"set"));
+
+        // With the class off, evictions are silent.
+        t.engine.set_notify_flags(notify::KEYSPACE | notify::STRING);
+        let (out, _) = write_until_eviction(&mut t, "b");
+        let names: Vec<&str> = out.events.iter().map(|e| e.event).collect();
+        assert_eq!(names, ["set"]);
     }
 }

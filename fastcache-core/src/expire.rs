@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, Journal};
+use crate::notify::{self, Event};
 use crate::record::{Op, Record};
 use crate::table::hash;
 
@@ -11,7 +12,7 @@ use crate::table::hash;
 const SAMPLE: usize = 20;
 
 /// What one sweep did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ExpireReport {
     /// Keys sampled.
     pub sampled: usize,
@@ -19,6 +20,9 @@ pub struct ExpireReport {
     pub expired: usize,
     /// Whether the time budget ran out before the sweep settled.
     pub timed_out: bool,
+    /// An `expired` event per deleted key, when that class is enabled
+    /// (see [`Engine::set_notify_flags`]); the server publishes them.
+    pub events: Vec<Event>,
 }
 
 impl Engine {
@@ -33,6 +37,8 @@ impl Engine {
         let mut report = ExpireReport::default();
         let nshards = inner.shards.len();
         let first = fastrand::usize(..nshards);
+        let flags = inner.notify_flags.load(std::sync::atomic::Ordering::Relaxed);
+        let notify = flags & notify::EXPIRED != 0 && flags & (notify::KEYSPACE | notify::KEYEVENT) != 0;
         for off in 0..nshards {
             let si = (first + off) % nshards;
             let mut shard = inner.shards[si].lock();
@@ -65,12 +71,15 @@ impl Engine {
                     due.sort_unstable();
                     due.dedup();
                     let mut ops = Vec::with_capacity(due.len());
-                    for key in &due {
-                        let h = hash(key);
-                        if let Some(old) = shard.dbs[dbi].remove(h, key) {
+                    for key in due {
+                        let h = hash(&key);
+                        if let Some(old) = shard.dbs[dbi].remove(h, &key) {
                             inner.add_used(si, -(old.mem() as isize));
-                            shard.touch_watched(dbi, key);
-                            ops.push(Op::new(dbi, &[b"DEL", key]));
+                            shard.touch_watched(dbi, &key);
+                            ops.push(Op::new(dbi, &[b"DEL", &key]));
+                            if notify {
+                                report.events.push(Event { class: notify::EXPIRED, event: "expired", db: dbi, key });
+                            }
                         }
                     }
                     if !ops.is_empty() {
@@ -89,5 +98,38 @@ impl Engine {
             }
         }
         report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::engine::NoJournal;
+    use crate::notify;
+    use crate::testutil::T;
+
+    #[test]
+    fn active_expiry_reports_expired_events_only_when_enabled() {
+        let mut t = T::new();
+        t.run(&["SET", "a", "1", "PX", "10"]);
+        t.run(&["SELECT", "3"]);
+        t.run(&["SET", "b", "1", "PX", "10"]);
+        t.run(&["SET", "c", "1"]);
+        t.clock.advance(20);
+        // Disabled: the keys go, silently.
+        t.engine.set_notify_flags(notify::KEYSPACE | notify::ALL & !notify::EXPIRED);
+        let r = t.engine.active_expire_cycle(&mut NoJournal, Duration::from_secs(5));
+        assert_eq!(r.expired, 2);
+        assert!(r.events.is_empty());
+
+        t.run(&["SET", "d", "1", "PX", "10"]);
+        t.clock.advance(20);
+        t.engine.set_notify_flags(notify::KEYEVENT | notify::EXPIRED);
+        let r = t.engine.active_expire_cycle(&mut NoJournal, Duration::from_secs(5));
+        assert_eq!(r.expired, 1);
+        assert_eq!(r.events.len(), 1);
+        let e = &r.events[0];
+        assert_eq!((e.class, e.event, e.db, e.key.as_slice()), (notify::EXPIRED, "expired", 3, &b"d"[..]));
     }
 }

@@ -26,6 +26,7 @@ pub fn sync_server_command(conn: &mut Conn, argv: &[&[u8]]) -> Reply {
         }
         "auth" => auth(conn, argv),
         "hello" => hello(conn, argv),
+        "reset" if argv.len() != 1 => errors::wrong_args("reset"),
         "reset" => reset(conn),
         "time" => {
             if argv.len() != 1 {

@@ -212,6 +212,35 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The persistence settings as `NAME=value` pairs, for the start-up log.
+    pub fn persistence_summary(&self) -> String {
+        let fsync = match self.wal_fsync {
+            FsyncPolicy::Always => "always",
+            FsyncPolicy::Interval => "interval",
+            FsyncPolicy::Never => "never",
+        };
+        format!(
+            "ENABLE_PERSISTENCE={} ENABLE_WRITE_AHEAD_LOG={} ENABLE_SNAPSHOTS={} ENABLE_INCREMENTAL_BACKUP={} \
+             ENABLE_CRASH_RECOVERY={} ENABLE_NODE_RECOVERY={} RECOVERY_TIMEOUT={:?} PERSISTENCE_DIR={} \
+             SNAPSHOT_INTERVAL={:?} WAL_FLUSH_INTERVAL={:?} WAL_FSYNC={fsync} MAX_SNAPSHOT_SIZE={} \
+             FASTCACHE_METRICS_ADDR={}",
+            self.enable_persistence,
+            self.enable_wal,
+            self.enable_snapshots,
+            self.enable_incremental_backup,
+            self.enable_crash_recovery,
+            self.enable_node_recovery,
+            self.recovery_timeout,
+            self.persistence_dir.display(),
+            self.snapshot_interval,
+            self.wal_flush_interval,
+            self.max_snapshot_size,
+            self.metrics_addr.as_deref().unwrap_or("(none)"),
+        )
+    }
+}
+
 /// The text of `fastcache-server --help`.
 pub fn help_text() -> String {
     let mut s = format!(

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use fastcache_core::{NoJournal, Reply, Session};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -44,6 +45,9 @@ pub struct Conn {
     pub patterns: HashSet<Vec<u8>>,
     /// Encoded output waiting to be written.
     pub out: Vec<u8>,
+    /// Input that arrived while the client was blocked (BLPOP and the
+    /// like); executed after the wait, in order.
+    pub pending_input: Vec<u8>,
     /// Server-level commands queued inside MULTI, with the number of engine
     /// commands queued before each (their place in EXEC's reply).
     multi_server: Vec<(usize, Vec<Vec<u8>>)>,
@@ -83,12 +87,14 @@ const SUBSCRIBED_OK: &[&str] = &["subscribe", "unsubscribe", "psubscribe", "puns
 /// Runs one connection to its end.
 pub async fn serve(stream: TcpStream, addr: SocketAddr, shared: Arc<Shared>) {
     let laddr = stream.local_addr().unwrap_or(addr);
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
     let (tx, rx) = mpsc::unbounded_channel();
     let id = shared.next_client_id();
     let info = Arc::new(ClientInfo {
         id,
         addr,
         laddr,
+        fd,
         name: Default::default(),
         lib_name: Default::default(),
         lib_ver: Default::default(),
@@ -130,6 +136,7 @@ pub async fn serve(stream: TcpStream, addr: SocketAddr, shared: Arc<Shared>) {
         channels: HashSet::new(),
         patterns: HashSet::new(),
         out: Vec::with_capacity(1024),
+        pending_input: Vec::new(),
         multi_server: Vec::new(),
         multi_engine: 0,
     };
@@ -168,10 +175,12 @@ impl Conn {
                             args.iter().map(|r| &frame[r.clone()]).collect()
                         };
                         self.shared.stats.net_input_bytes.fetch_add(consumed as u64, Ordering::Relaxed);
-                        flow = self.execute(&argv).await;
+                        flow = self.execute(&argv, &rd).await;
+                        buf.append(&mut self.pending_input);
                     }
                     Err(e) => {
-                        self.out.push(b'-');
+                        // Redis sends protocol errors with the ERR code.
+                        self.out.extend_from_slice(b"-ERR ");
                         self.out.extend_from_slice(e.0.as_bytes());
                         self.out.extend_from_slice(b"\r\n");
                         eprintln!(
@@ -258,7 +267,7 @@ impl Conn {
         !self.channels.is_empty() || !self.patterns.is_empty()
     }
 
-    async fn execute(&mut self, argv: &[&[u8]]) -> Flow {
+    async fn execute(&mut self, argv: &[&[u8]], input: &OwnedReadHalf) -> Flow {
         let shared = self.shared.clone();
         shared.stats.commands_processed.fetch_add(1, Ordering::Relaxed);
         self.info.last_interaction_ms.store(self.info.created.elapsed().as_millis() as u64, Ordering::Relaxed);
@@ -291,10 +300,10 @@ impl Conn {
         if is_server {
             return self.server_command(name, argv).await;
         }
-        self.engine_command(name, argv).await
+        self.engine_command(name, argv, input).await
     }
 
-    async fn engine_command(&mut self, name: &str, argv: &[&[u8]]) -> Flow {
+    async fn engine_command(&mut self, name: &str, argv: &[&[u8]], input: &OwnedReadHalf) -> Flow {
         let shared = self.shared.clone();
         let was_multi = self.session.in_multi();
         if name == "multi" && !was_multi {
@@ -317,13 +326,18 @@ impl Conn {
         if !outcome.events.is_empty() {
             shared.broker.publish_events(&outcome.events);
         }
-        if outcome.changed > 0 && shared.blocking.has_waiters() {
+        // SWAPDB reports no changed keys but can make keys of both databases ready.
+        if (outcome.changed > 0 || name == "swapdb") && shared.blocking.has_waiters() {
             let keys = shared.engine.command(argv[0]).and_then(|s| s.keys(argv));
             let keys = if name == "exec" { None } else { keys.map(|k| k.iter().map(|k| k.to_vec()).collect()) };
             shared.blocking.on_write(&shared, db_before, keys);
         }
         if BLOCKING.contains(&name) && !self.session.in_multi() && matches!(reply, Reply::Nil | Reply::NilArray) {
-            reply = crate::blocking::wait(self, argv).await;
+            let (woken, flow) = crate::blocking::wait(self, argv, input).await;
+            if let Some(r) = woken {
+                self.reply(&r);
+            }
+            return flow;
         }
         self.reply(&reply);
         Flow::Continue
@@ -364,6 +378,11 @@ impl Conn {
                 Flow::Close
             }
             "shutdown" => crate::admin::shutdown(self, argv),
+            // CLIENT REPLY SKIP sends no reply of its own.
+            "client" if crate::client::is_reply_skip(argv) => {
+                crate::client::reply_skip(self);
+                Flow::Continue
+            }
             "debug" if argv.len() == 3 && argv[1].eq_ignore_ascii_case(b"sleep") => {
                 match fastcache_core::util::parse_f64(argv[2]) {
                     Some(secs) if secs >= 0.0 => {

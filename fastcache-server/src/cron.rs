@@ -15,9 +15,11 @@ pub async fn run(shared: Arc<Shared>) {
         tick.tick().await;
         let engine = shared.engine.clone();
         // A quarter of a tick at most, as Redis' slow cycle (25% of CPU).
-        let _ = tokio::task::spawn_blocking(move || {
-            engine.active_expire_cycle(&mut NoJournal, Duration::from_millis(25));
-        })
-        .await;
+        let report =
+            tokio::task::spawn_blocking(move || engine.active_expire_cycle(&mut NoJournal, Duration::from_millis(25)))
+                .await;
+        if let Ok(report) = report {
+            shared.broker.publish_events(&report.events);
+        }
     }
 }

@@ -59,9 +59,9 @@ async fn async_main(config: config::Config) -> anyhow::Result<()> {
     // Tests and scripts read this line to learn the port when FASTCACHE_PORT=0.
     println!("fastcache-server {} listening on {local}", env!("CARGO_PKG_VERSION"));
     eprintln!(
-        "persistence is not implemented yet: data is in memory only and is lost when the server stops \
-         (PERSISTENCE_DIR={} is not used)",
-        config.persistence_dir.display()
+        "persistence is not implemented yet: data is in memory only and is lost when the server stops; \
+         these settings are validated but not yet acted on: {}",
+        config.persistence_summary()
     );
     let shared = server::Shared::new(config, local.port());
     let signals = shared.clone();

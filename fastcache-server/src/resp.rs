@@ -168,6 +168,11 @@ fn split_args(buf: &[u8], from: usize, to: usize) -> Option<Vec<Range<usize>>> {
                     i += 2;
                     continue;
                 }
+                // Inside single quotes only \' is an escape (sdssplitargs).
+                if q == b'\'' && buf[i] == b'\\' && i + 1 < to && buf[i + 1] == b'\'' {
+                    i += 2;
+                    continue;
+                }
                 if buf[i] == q {
                     i += 1;
                     // A closing quote must be followed by a space or the end.

@@ -24,6 +24,8 @@ pub struct ServerStats {
     pub commands_processed: AtomicU64,
     pub net_input_bytes: AtomicU64,
     pub net_output_bytes: AtomicU64,
+    /// Instantaneous rates, peak memory and the RESETSTAT baseline.
+    pub info: crate::info::InfoState,
 }
 
 /// What the server knows about one connected client (CLIENT LIST, KILL,
@@ -32,6 +34,8 @@ pub struct ClientInfo {
     pub id: u64,
     pub addr: SocketAddr,
     pub laddr: SocketAddr,
+    /// The socket's file descriptor (CLIENT LIST `fd=`).
+    pub fd: i32,
     pub name: Mutex<Option<String>>,
     pub lib_name: Mutex<Option<String>>,
     pub lib_ver: Mutex<Option<String>>,
@@ -78,7 +82,6 @@ pub struct Shared {
     pub blocking: Blocking,
     pub stats: ServerStats,
     pub started: Instant,
-    pub started_unix: u64,
     pub run_id: String,
     pub port: u16,
     pub last_save_unix: AtomicU64,
@@ -99,16 +102,16 @@ impl Shared {
         let run_id: String = (0..40).map(|_| fastrand::alphanumeric().to_ascii_lowercase()).collect();
         let params = Params::new(&config);
         let (shutdown, _) = watch::channel(false);
+        let broker = Broker::new(engine.clone());
         Arc::new(Shared {
             engine,
             params: RwLock::new(params),
             config,
             clients: Mutex::new(HashMap::new()),
-            broker: Broker::default(),
+            broker,
             blocking: Blocking::default(),
             stats: ServerStats::default(),
             started: Instant::now(),
-            started_unix: now_unix,
             run_id,
             port,
             last_save_unix: AtomicU64::new(now_unix),
@@ -126,6 +129,7 @@ impl Shared {
 pub async fn run(listener: TcpListener, shared: Arc<Shared>) -> anyhow::Result<()> {
     let mut shutdown = shared.shutdown.subscribe();
     let expire_task = tokio::spawn(crate::cron::run(shared.clone()));
+    let sampler_task = tokio::spawn(crate::info::sampler(shared.clone()));
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -149,5 +153,6 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>) -> anyhow::Result<(
         }
     }
     expire_task.abort();
+    sampler_task.abort();
     Ok(())
 }

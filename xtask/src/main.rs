@@ -3,11 +3,18 @@
 //! - `cargo xtask test` — the whole test suite (the README's test command).
 //! - `cargo xtask ci [--fast]` — what CI runs: fmt check, clippy with
 //!   warnings as errors, then the tests (`--fast` skips clippy).
-//! - `cargo xtask bench` — the engine's criterion benchmarks.
+//! - `cargo xtask bench [--requests N] [--rounds R]` — the release server
+//!   against Redis 7.0 with the same `redis-benchmark` runs, side by side
+//!   (installs Debian's redis-server/redis-tools when missing).
+//! - `cargo xtask bench engine [criterion args]` — the engine's criterion
+//!   benchmarks.
 
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+
+mod server_bench;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -16,7 +23,9 @@ fn main() -> Result<()> {
         Some("ci") => ci(args.iter().any(|a| a == "--fast")),
         Some("bench") => bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test | ci [--fast] | bench [criterion args]>");
+            eprintln!(
+                "usage: cargo xtask <test | ci [--fast] | bench [--requests N] [--rounds R] | bench engine [criterion args]>"
+            );
             bail!("unknown or missing task")
         }
     }
@@ -80,8 +89,13 @@ fn ci(fast: bool) -> Result<()> {
     test()
 }
 
-fn bench(extra: &[String]) -> Result<()> {
-    let mut args = vec!["bench", "-p", "fastcache-core", "--bench", "engine", "--"];
-    args.extend(extra.iter().map(String::as_str));
-    cargo(&args)
+fn bench(args: &[String]) -> Result<()> {
+    if args.first().map(String::as_str) == Some("engine") {
+        let mut cargo_args = vec!["bench", "-p", "fastcache-core", "--bench", "engine", "--"];
+        cargo_args.extend(args[1..].iter().map(String::as_str));
+        return cargo(&cargo_args);
+    }
+    // xtask lives one level below the workspace root.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("locating the workspace root")?;
+    server_bench::run(root, args)
 }
