@@ -88,8 +88,14 @@ impl<T: Keyed> Table<T> {
     /// Bytes held by the table's own structures (not by the entries' heap
     /// allocations), for memory accounting.
     pub(crate) fn overhead_bytes(&self) -> usize {
+        // Every chunk but the last is full, so this is O(1): it runs twice
+        // per write to a collection.
+        let slot_capacity = match self.chunks.last() {
+            Some(last) => (self.chunks.len() - 1) * CHUNK + last.capacity(),
+            None => 0,
+        };
         self.buckets.capacity() * 4
-            + self.chunks.iter().map(|c| c.capacity()).sum::<usize>() * std::mem::size_of::<Slot<T>>()
+            + slot_capacity * std::mem::size_of::<Slot<T>>()
             + self.chunks.capacity() * std::mem::size_of::<Vec<Slot<T>>>()
     }
 

@@ -36,6 +36,8 @@ pub struct Config {
     pub client_query_buffer_limit: usize,
     /// Close connections idle this long (0 = never), Redis' `timeout`.
     pub timeout_secs: u64,
+    /// Threads serving connections.
+    pub io_threads: usize,
     pub metrics_addr: Option<String>,
     // Persistence (acted on by the persistence issues; validated here).
     pub enable_persistence: bool,
@@ -79,6 +81,11 @@ pub const VARS: &[Var] = &[
         help: "a client whose unparsed input grows past this is disconnected",
     },
     Var { name: "FASTCACHE_TIMEOUT", default: "0", help: "close clients idle this many seconds (0: never)" },
+    Var {
+        name: "FASTCACHE_IO_THREADS",
+        default: "number of cores",
+        help: "threads serving connections (1-256); each runs its own event loop",
+    },
     Var { name: "FASTCACHE_METRICS_ADDR", default: "", help: "address for /metrics and /health (persistence issues)" },
     Var { name: "ENABLE_PERSISTENCE", default: "true", help: "true | false: master switch for all persistence" },
     Var { name: "ENABLE_WRITE_AHEAD_LOG", default: "true", help: "true | false" },
@@ -189,6 +196,12 @@ impl Config {
                 parse_size(s).filter(|&n| n >= 1024).map(|n| n as usize)
             })?,
             timeout_secs: parse(get("FASTCACHE_TIMEOUT"), |s| s.trim().parse().ok())?,
+            io_threads: match env.get("FASTCACHE_IO_THREADS") {
+                None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+                Some(v) => parse(("FASTCACHE_IO_THREADS", v.clone()), |s| {
+                    s.trim().parse().ok().filter(|n: &usize| (1..=256).contains(n))
+                })?,
+            },
             metrics_addr: nonempty(&get("FASTCACHE_METRICS_ADDR").1),
             enable_persistence: parse(get("ENABLE_PERSISTENCE"), parse_bool)?,
             enable_wal: parse(get("ENABLE_WRITE_AHEAD_LOG"), parse_bool)?,

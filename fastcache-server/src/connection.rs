@@ -84,6 +84,37 @@ const SERVER_COMMANDS: &[&str] = &[
 /// Commands allowed while a RESP2 client is subscribed.
 const SUBSCRIBED_OK: &[&str] = &["subscribe", "unsubscribe", "psubscribe", "punsubscribe", "ping", "quit", "reset"];
 
+/// A command name in lower case, without allocating for the usual short
+/// names.
+struct LowerName {
+    buf: [u8; 24],
+    len: usize,
+    long: Option<String>,
+}
+
+impl LowerName {
+    fn new(raw: &[u8]) -> LowerName {
+        let mut n = LowerName { buf: [0; 24], len: 0, long: None };
+        if raw.len() <= n.buf.len() && raw.is_ascii() {
+            for (b, c) in n.buf.iter_mut().zip(raw) {
+                *b = c.to_ascii_lowercase();
+            }
+            n.len = raw.len();
+        } else {
+            n.long = Some(String::from_utf8_lossy(raw).to_ascii_lowercase());
+        }
+        n
+    }
+
+    fn as_str(&self) -> &str {
+        match &self.long {
+            Some(s) => s,
+            // ASCII by construction.
+            None => std::str::from_utf8(&self.buf[..self.len]).unwrap_or(""),
+        }
+    }
+}
+
 /// Runs one connection to its end.
 pub async fn serve(stream: TcpStream, addr: SocketAddr, shared: Arc<Shared>) {
     let laddr = stream.local_addr().unwrap_or(addr);
@@ -150,13 +181,20 @@ impl Conn {
     async fn run(&mut self, stream: TcpStream, mut rx: mpsc::UnboundedReceiver<crate::pubsub::Push>) {
         let (mut rd, mut wr) = stream.into_split();
         let mut buf: Vec<u8> = Vec::with_capacity(4096);
-        let mut shutdown = self.shared.shutdown.subscribe();
         loop {
-            // Execute every complete request already buffered.
+            // Execute every complete request already buffered. Shared
+            // counters and parameters are touched once per batch, not once
+            // per command: with pipelining a batch is many commands, and
+            // every shared atomic is a cache line the cores fight over.
+            let (max_bulk, limit, idle) = {
+                let p = self.shared.params.read();
+                (p.proto_max_bulk_len, p.client_query_buffer_limit, p.timeout_secs)
+            };
+            self.info.last_interaction_ms.store(self.info.created.elapsed().as_millis() as u64, Ordering::Relaxed);
+            let (mut commands, mut input_bytes) = (0u64, 0u64);
             let mut start = 0;
             let mut flow = Flow::Continue;
             while flow == Flow::Continue {
-                let max_bulk = self.shared.params.read().proto_max_bulk_len;
                 match resp::parse(&buf[start..], max_bulk) {
                     Ok(Parsed::Incomplete) => break,
                     Ok(Parsed::Request { args, consumed }) => {
@@ -174,7 +212,8 @@ impl Conn {
                         } else {
                             args.iter().map(|r| &frame[r.clone()]).collect()
                         };
-                        self.shared.stats.net_input_bytes.fetch_add(consumed as u64, Ordering::Relaxed);
+                        input_bytes += consumed as u64;
+                        commands += 1;
                         flow = self.execute(&argv, &rd).await;
                         buf.append(&mut self.pending_input);
                     }
@@ -192,6 +231,10 @@ impl Conn {
                 }
             }
             buf.drain(..start);
+            if commands > 0 {
+                self.shared.stats.commands_processed.fetch_add(commands, Ordering::Relaxed);
+                self.shared.stats.net_input_bytes.fetch_add(input_bytes, Ordering::Relaxed);
+            }
             if !self.out.is_empty() {
                 if wr.write_all(&self.out).await.is_err() {
                     return;
@@ -205,7 +248,6 @@ impl Conn {
             if flow == Flow::Close || self.info.killed.load(Ordering::Acquire) {
                 return;
             }
-            let limit = self.shared.params.read().client_query_buffer_limit;
             if buf.len() > limit {
                 eprintln!(
                     "client id={} addr={}: query buffer of {} bytes exceeds client-query-buffer-limit; closing",
@@ -218,7 +260,6 @@ impl Conn {
             if buf.capacity() > 1 << 20 && buf.len() < 4096 {
                 buf.shrink_to(4096);
             }
-            let idle = self.shared.params.read().timeout_secs;
             let idle_timer = async {
                 if idle == 0 || !self.channels.is_empty() || !self.patterns.is_empty() {
                     std::future::pending::<()>().await;
@@ -238,8 +279,8 @@ impl Conn {
                         crate::pubsub::write_push(self, &msg);
                     }
                 }
+                // Server shutdown kills every client through this too.
                 _ = self.info.kill_notify.notified() => return,
-                _ = shutdown.changed() => return,
                 _ = idle_timer => return,
             }
         }
@@ -268,11 +309,8 @@ impl Conn {
     }
 
     async fn execute(&mut self, argv: &[&[u8]], input: &OwnedReadHalf) -> Flow {
-        let shared = self.shared.clone();
-        shared.stats.commands_processed.fetch_add(1, Ordering::Relaxed);
-        self.info.last_interaction_ms.store(self.info.created.elapsed().as_millis() as u64, Ordering::Relaxed);
-        let name = String::from_utf8_lossy(argv[0]).to_ascii_lowercase();
-        let name = name.as_str();
+        let lowered = LowerName::new(argv[0]);
+        let name = lowered.as_str();
         if let Some(mut last) = self.info.last_cmd.try_lock() {
             last.clear();
             last.push_str(name);

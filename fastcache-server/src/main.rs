@@ -43,18 +43,48 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async_main(config))
+    let threads = config.io_threads;
+    let addr = SocketAddr::new(config.bind, config.port);
+    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+    listener.set_nonblocking(true).context("making the listener non-blocking")?;
+    // One single-threaded runtime per core, each accepting from the same
+    // socket: a connection lives on one thread from accept to close, so a
+    // request costs no cross-thread wake-up or work stealing. Shared state
+    // (the engine, Pub/Sub, blocked clients) is thread-safe on its own.
+    let mut workers = Vec::new();
+    for i in 1..threads {
+        let listener = listener.try_clone().context("sharing the listener")?;
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        workers.push((
+            std::thread::Builder::new().name(format!("fastcache-io-{i}")).spawn(move || -> anyhow::Result<()> {
+                let rt = single_thread_runtime()?;
+                rt.block_on(async move {
+                    let shared: std::sync::Arc<server::Shared> = ready_rx.recv().context("waiting for start-up")?;
+                    let listener = TcpListener::from_std(listener).context("registering the listener")?;
+                    server::accept_loop(listener, shared).await
+                })
+            })?,
+            ready_tx,
+        ));
+    }
+    let rt = single_thread_runtime()?;
+    let result = rt.block_on(async_main(config, listener, workers.iter().map(|(_, tx)| tx.clone()).collect()));
+    for (w, _) in workers {
+        let _ = w.join();
+    }
+    result
 }
 
-async fn async_main(config: config::Config) -> anyhow::Result<()> {
-    let addr = SocketAddr::new(config.bind, config.port);
-    let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+fn single_thread_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
+}
+
+async fn async_main(
+    config: config::Config,
+    listener: std::net::TcpListener,
+    workers: Vec<std::sync::mpsc::Sender<std::sync::Arc<server::Shared>>>,
+) -> anyhow::Result<()> {
+    let listener = TcpListener::from_std(listener).context("registering the listener")?;
     let local = listener.local_addr().context("reading the bound address")?;
     // Tests and scripts read this line to learn the port when FASTCACHE_PORT=0.
     println!("fastcache-server {} listening on {local}", env!("CARGO_PKG_VERSION"));
@@ -64,6 +94,9 @@ async fn async_main(config: config::Config) -> anyhow::Result<()> {
         config.persistence_summary()
     );
     let shared = server::Shared::new(config, local.port());
+    for w in workers {
+        let _ = w.send(shared.clone());
+    }
     let signals = shared.clone();
     tokio::spawn(async move {
         let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

@@ -127,9 +127,26 @@ impl Shared {
 
 /// Accepts connections until shutdown.
 pub async fn run(listener: TcpListener, shared: Arc<Shared>) -> anyhow::Result<()> {
-    let mut shutdown = shared.shutdown.subscribe();
     let expire_task = tokio::spawn(crate::cron::run(shared.clone()));
     let sampler_task = tokio::spawn(crate::info::sampler(shared.clone()));
+    let result = accept_loop(listener, shared.clone()).await;
+    // Connections do not watch the shutdown channel themselves (one shared
+    // channel polled by every connection would be a contended cache line);
+    // they are told one by one.
+    for client in shared.clients.lock().values() {
+        client.kill();
+    }
+    expire_task.abort();
+    sampler_task.abort();
+    result
+}
+
+/// Accepts connections on this thread's runtime until shutdown.
+pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) -> anyhow::Result<()> {
+    let mut shutdown = shared.shutdown.subscribe();
+    if *shutdown.borrow() {
+        return Ok(());
+    }
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -152,7 +169,5 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>) -> anyhow::Result<(
             _ = shutdown.changed() => break,
         }
     }
-    expire_task.abort();
-    sampler_task.abort();
     Ok(())
 }
