@@ -190,6 +190,15 @@ impl Session {
         self.multi.is_some()
     }
 
+    /// Marks the open MULTI as failed, so EXEC answers EXECABORT: for
+    /// commands the embedding server rejects while queueing (arity errors
+    /// of its own commands).
+    pub fn flag_multi_error(&mut self) {
+        if let Some(m) = &mut self.multi {
+            m.aborted = true;
+        }
+    }
+
     /// Leaves MULTI and forgets WATCHes (RESET, connection close).
     pub fn reset(&mut self) {
         self.multi = None;

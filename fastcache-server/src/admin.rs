@@ -13,6 +13,19 @@ use crate::connection::{Conn, Flow, ReplyMode};
 /// client libraries enable the Redis 7.0 features FastCache implements.
 pub const REDIS_COMPAT_VERSION: &str = "7.0.15";
 
+/// Redis' arity of each server-level command (positive: exact, negative:
+/// at least), checked when such a command is queued inside MULTI.
+pub fn server_arity(name: &str) -> Option<i32> {
+    Some(match name {
+        "ping" | "quit" | "hello" | "command" | "info" | "shutdown" | "unsubscribe" | "punsubscribe" => -1,
+        "echo" => 2,
+        "reset" | "time" | "lastsave" => 1,
+        "auth" | "client" | "config" | "debug" | "subscribe" | "psubscribe" | "pubsub" => -2,
+        "publish" => 3,
+        _ => return None,
+    })
+}
+
 /// Runs a server-level command that completes without waiting.
 pub fn sync_server_command(conn: &mut Conn, argv: &[&[u8]]) -> Reply {
     let name = String::from_utf8_lossy(argv[0]).to_ascii_lowercase();

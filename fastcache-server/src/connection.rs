@@ -321,8 +321,17 @@ impl Conn {
             return Flow::Continue;
         }
         if self.subscribed() && !self.resp3() && !SUBSCRIBED_OK.contains(&name) {
+            // Redis names container commands with their subcommand.
+            let full = match argv.get(1) {
+                Some(sub)
+                    if matches!(name, "client" | "config" | "pubsub" | "command" | "object" | "memory" | "debug") =>
+                {
+                    format!("{name}|{}", String::from_utf8_lossy(sub).to_ascii_lowercase())
+                }
+                _ => name.to_string(),
+            };
             let msg = format!(
-                "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+                "ERR Can't execute '{full}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
             );
             self.reply(&Reply::error(msg));
             return Flow::Continue;
@@ -330,6 +339,19 @@ impl Conn {
 
         let is_server = SERVER_COMMANDS.contains(&name);
         if is_server && self.session.in_multi() && !matches!(name, "quit" | "reset") {
+            let arity_ok = crate::admin::server_arity(name).is_none_or(|a| {
+                if a >= 0 {
+                    argv.len() == a as usize
+                } else {
+                    argv.len() >= a.unsigned_abs() as usize
+                }
+            });
+            if !arity_ok {
+                // As for engine commands: the error now, EXECABORT at EXEC.
+                self.session.flag_multi_error();
+                self.reply(&fastcache_core::errors::wrong_args(name));
+                return Flow::Continue;
+            }
             // Queued like any command; answered in EXEC's reply.
             self.multi_server.push((self.multi_engine, argv.iter().map(|a| a.to_vec()).collect()));
             self.reply(&Reply::QUEUED);

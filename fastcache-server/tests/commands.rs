@@ -617,3 +617,13 @@ fn maxclients_rejects_the_extra_connection() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn server_command_arity_errors_inside_multi_abort_exec() {
+    let server = Server::start();
+    let mut raw = server.resp();
+    assert_eq!(raw.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(raw.cmd(&["ECHO"]), "-ERR wrong number of arguments for 'echo' command\r\n");
+    assert_eq!(raw.cmd(&["PING"]), "+QUEUED\r\n");
+    assert_eq!(raw.cmd(&["EXEC"]), "-EXECABORT Transaction discarded because of previous errors.\r\n");
+}
