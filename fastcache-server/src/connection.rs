@@ -272,15 +272,20 @@ impl Conn {
                     Ok(0) | Err(_) => return,
                     Ok(_) => {}
                 },
+                // Messages, and CLIENT KILL / shutdown as `Push::Kill`.
                 Some(msg) = rx.recv() => {
+                    if matches!(msg, crate::pubsub::Push::Kill) {
+                        return;
+                    }
                     crate::pubsub::write_push(self, &msg);
                     // Deliver everything else already queued in the same write.
                     while let Ok(msg) = rx.try_recv() {
+                        if matches!(msg, crate::pubsub::Push::Kill) {
+                            return;
+                        }
                         crate::pubsub::write_push(self, &msg);
                     }
                 }
-                // Server shutdown kills every client through this too.
-                _ = self.info.kill_notify.notified() => return,
                 _ = idle_timer => return,
             }
         }

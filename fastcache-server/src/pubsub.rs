@@ -34,6 +34,10 @@ pub enum Push {
     Message { channel: Arc<[u8]>, payload: Arc<[u8]> },
     /// A publication on a channel matching a pattern the client subscribed to.
     PMessage { pattern: Arc<[u8]>, channel: Arc<[u8]>, payload: Arc<[u8]> },
+    /// Not a message: the connection is to close (CLIENT KILL, shutdown).
+    /// It travels on the same channel so that an idle connection waits on
+    /// one thing, not two.
+    Kill,
 }
 
 type Subscriber = (u64, mpsc::UnboundedSender<Push>);
@@ -234,6 +238,7 @@ pub fn write_push(conn: &mut Conn, msg: &Push) {
                 resp::write_push(&mut conn.out, &[b"pmessage", pattern, channel, payload], None, resp3);
             }
         }
+        Push::Kill => {}
     }
 }
 
@@ -433,6 +438,7 @@ mod tests {
                     String::from_utf8_lossy(&channel),
                     String::from_utf8_lossy(&payload)
                 ),
+                Push::Kill => "kill".to_string(),
             });
         }
         out

@@ -68,6 +68,7 @@ impl ClientInfo {
     pub fn kill(&self) {
         self.killed.store(true, Ordering::Release);
         self.kill_notify.notify_one();
+        let _ = self.tx.send(crate::pubsub::Push::Kill);
     }
 }
 
