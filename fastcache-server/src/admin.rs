@@ -205,7 +205,7 @@ pub fn shutdown(conn: &mut Conn, argv: &[&[u8]]) -> Flow {
             return Flow::Continue;
         }
     }
-    eprintln!("SHUTDOWN requested by client id={} addr={}; stopping", conn.info.id, conn.info.addr);
+    tracing::info!(client = conn.info.id, addr = %conn.info.addr, "SHUTDOWN requested; stopping");
     let _ = conn.shared.shutdown.send(true);
     Flow::Close
 }

@@ -430,7 +430,10 @@ async fn watch_input(stream: &TcpStream, stash: &mut Vec<u8>, limit: usize) {
             Ok(n) => {
                 stash.extend_from_slice(&chunk[..n]);
                 if stash.len() > limit {
-                    eprintln!("blocked client sent {} bytes, over client-query-buffer-limit; closing", stash.len());
+                    tracing::warn!(
+                        bytes = stash.len(),
+                        "blocked client sent more than client-query-buffer-limit; closing the connection"
+                    );
                     return;
                 }
             }

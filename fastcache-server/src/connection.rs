@@ -222,9 +222,11 @@ impl Conn {
                         self.out.extend_from_slice(b"-ERR ");
                         self.out.extend_from_slice(e.0.as_bytes());
                         self.out.extend_from_slice(b"\r\n");
-                        eprintln!(
-                            "client id={} addr={}: {}; closing the connection",
-                            self.info.id, self.info.addr, e.0
+                        tracing::warn!(
+                            client = self.info.id,
+                            addr = %self.info.addr,
+                            "{}; closing the connection",
+                            e.0
                         );
                         flow = Flow::Close;
                     }
@@ -249,11 +251,12 @@ impl Conn {
                 return;
             }
             if buf.len() > limit {
-                eprintln!(
-                    "client id={} addr={}: query buffer of {} bytes exceeds client-query-buffer-limit; closing",
-                    self.info.id,
-                    self.info.addr,
-                    buf.len()
+                tracing::warn!(
+                    client = self.info.id,
+                    addr = %self.info.addr,
+                    bytes = buf.len(),
+                    limit,
+                    "query buffer exceeds client-query-buffer-limit; closing the connection"
                 );
                 return;
             }

@@ -36,9 +36,11 @@ fn main() -> anyhow::Result<()> {
     if let Some(a) = args.first() {
         anyhow::bail!("unknown argument {a:?}; configuration comes from environment variables, see --help");
     }
+    init_logging();
     let config = match config::Config::from_env() {
         Ok(c) => c,
         Err(e) => {
+            tracing::error!("{e}");
             eprintln!("fastcache-server: {e}");
             std::process::exit(2);
         }
@@ -61,7 +63,9 @@ fn main() -> anyhow::Result<()> {
                 rt.block_on(async move {
                     let shared: std::sync::Arc<server::Shared> = ready_rx.recv().context("waiting for start-up")?;
                     let listener = TcpListener::from_std(listener).context("registering the listener")?;
-                    server::accept_loop(listener, shared).await
+                    let result = server::accept_loop(listener, shared.clone()).await;
+                    server::drain(&shared).await;
+                    result
                 })
             })?,
             ready_tx,
@@ -73,6 +77,14 @@ fn main() -> anyhow::Result<()> {
         let _ = w.join();
     }
     result
+}
+
+/// Logs go to stderr through `tracing`; the level comes from `RUST_LOG`
+/// (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
 }
 
 fn single_thread_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -88,7 +100,18 @@ async fn async_main(
     let local = listener.local_addr().context("reading the bound address")?;
     // Tests and scripts read this line to learn the port when FASTCACHE_PORT=0.
     println!("fastcache-server {} listening on {local}", env!("CARGO_PKG_VERSION"));
-    eprintln!(
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        addr = %local,
+        io_threads = config.io_threads,
+        databases = config.databases,
+        maxmemory = config.maxmemory,
+        maxmemory_policy = config.maxmemory_policy.name(),
+        maxclients = config.maxclients,
+        requirepass = config.requirepass.is_some(),
+        "FastCache started"
+    );
+    tracing::warn!(
         "persistence is not implemented yet: data is in memory only and is lost when the server stops; \
          these settings are validated but not yet acted on: {}",
         config.persistence_summary()
@@ -102,17 +125,19 @@ async fn async_main(
         let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("cannot listen for SIGTERM ({e}); only SIGINT and SHUTDOWN stop the server cleanly");
+                tracing::error!("cannot listen for SIGTERM ({e}); only SIGINT and SHUTDOWN stop the server cleanly");
                 let _ = tokio::signal::ctrl_c().await;
                 let _ = signals.shutdown.send(true);
                 return;
             }
         };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => eprintln!("SIGINT received; stopping"),
-            _ = term.recv() => eprintln!("SIGTERM received; stopping"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; shutting down"),
+            _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
         }
         let _ = signals.shutdown.send(true);
     });
-    server::run(listener, shared).await
+    let result = server::run(listener, shared).await;
+    tracing::info!("FastCache stopped");
+    result
 }

@@ -137,9 +137,27 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>) -> anyhow::Result<(
     for client in shared.clients.lock().values() {
         client.kill();
     }
+    drain(&shared).await;
     expire_task.abort();
     sampler_task.abort();
     result
+}
+
+/// Waits (at most five seconds) for connections to finish the commands
+/// they are executing, write their replies and close.
+pub async fn drain(shared: &Shared) {
+    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let open = shared.clients.lock().len();
+        if open == 0 {
+            return;
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(open, "connections still open after 5 s; exiting anyway");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
 
 /// Accepts connections on this thread's runtime until shutdown.
@@ -155,7 +173,7 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) -> anyhow::
                     Ok(x) => x,
                     Err(e) => {
                         // Out of file descriptors and similar: back off, keep serving.
-                        eprintln!("accept failed: {e}");
+                        tracing::error!("accept failed: {e}; retrying in 50 ms");
                         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                         continue;
                     }

@@ -146,3 +146,22 @@ fn databases_bound_select() {
     assert_eq!(c.cmd(&["SELECT", "1"]), "+OK\r\n");
     assert_eq!(c.cmd(&["SELECT", "2"]), "-ERR DB index is out of range\r\n");
 }
+
+#[test]
+fn sigterm_finishes_in_flight_work_and_exits_zero() {
+    let mut server = Server::start();
+    let mut client = server.resp();
+    // A pipelined batch in flight when the signal arrives is still answered.
+    let mut batch = Vec::new();
+    for i in 0..200 {
+        batch.extend_from_slice(&common::encode_str(&["SET", &format!("k{i}"), "v"]));
+    }
+    client.send(&batch);
+    let replies = client.read_replies(200);
+    assert!(replies.iter().all(|r| r == "+OK\r\n"), "{replies:?}");
+    let status = std::process::Command::new("kill").args(["-TERM", &server.pid().to_string()]).status();
+    assert!(status.is_ok_and(|s| s.success()));
+    let exit = server.wait_exit(EXIT_WAIT).expect("the server did not exit after SIGTERM");
+    assert_eq!(exit.code(), Some(0), "stderr: {}", server.stderr_text());
+    assert!(server.stderr_text().contains("SIGTERM received"), "stderr: {}", server.stderr_text());
+}
