@@ -29,7 +29,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-ENABLE_PERSISTENCE=false FASTCACHE_PORT=0 FASTCACHE_BIND=127.0.0.1 PERSISTENCE_DIR="$work/data" \
+ENABLE_PERSISTENCE=false FASTCACHE_METRICS_ADDR=off FASTCACHE_PORT=0 FASTCACHE_BIND=127.0.0.1 PERSISTENCE_DIR="$work/data" \
     "$bin" >"$work/stdout" 2>"$work/stderr" </dev/null &
 pid=$!
 

@@ -5,7 +5,7 @@
 //! falls back silently to a default.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -38,7 +38,8 @@ pub struct Config {
     pub timeout_secs: u64,
     /// Threads serving connections.
     pub io_threads: usize,
-    pub metrics_addr: Option<String>,
+    /// Where `/metrics` and `/health` are served (`None`: `off`).
+    pub metrics_addr: Option<SocketAddr>,
     // Persistence (acted on by the persistence issues; validated here).
     pub enable_persistence: bool,
     pub enable_wal: bool,
@@ -86,7 +87,11 @@ pub const VARS: &[Var] = &[
         default: "number of cores",
         help: "threads serving connections (1-256); each runs its own event loop",
     },
-    Var { name: "FASTCACHE_METRICS_ADDR", default: "", help: "address for /metrics and /health (persistence issues)" },
+    Var {
+        name: "FASTCACHE_METRICS_ADDR",
+        default: "127.0.0.1:9121",
+        help: "IP:port of the HTTP /metrics (Prometheus) and /health (JSON) endpoints, or off",
+    },
     Var { name: "ENABLE_PERSISTENCE", default: "true", help: "true | false: master switch for all persistence" },
     Var { name: "ENABLE_WRITE_AHEAD_LOG", default: "true", help: "true | false" },
     Var { name: "ENABLE_SNAPSHOTS", default: "true", help: "true | false" },
@@ -202,7 +207,10 @@ impl Config {
                     s.trim().parse().ok().filter(|n: &usize| (1..=256).contains(n))
                 })?,
             },
-            metrics_addr: nonempty(&get("FASTCACHE_METRICS_ADDR").1),
+            metrics_addr: parse(get("FASTCACHE_METRICS_ADDR"), |s| match s.trim() {
+                off if off.eq_ignore_ascii_case("off") => Some(None),
+                addr => addr.parse().ok().map(Some),
+            })?,
             enable_persistence: parse(get("ENABLE_PERSISTENCE"), parse_bool)?,
             enable_wal: parse(get("ENABLE_WRITE_AHEAD_LOG"), parse_bool)?,
             enable_snapshots: parse(get("ENABLE_SNAPSHOTS"), parse_bool)?,
@@ -236,8 +244,7 @@ impl Config {
         format!(
             "ENABLE_PERSISTENCE={} ENABLE_WRITE_AHEAD_LOG={} ENABLE_SNAPSHOTS={} ENABLE_INCREMENTAL_BACKUP={} \
              ENABLE_CRASH_RECOVERY={} ENABLE_NODE_RECOVERY={} RECOVERY_TIMEOUT={:?} PERSISTENCE_DIR={} \
-             SNAPSHOT_INTERVAL={:?} WAL_FLUSH_INTERVAL={:?} WAL_FSYNC={fsync} MAX_SNAPSHOT_SIZE={} \
-             FASTCACHE_METRICS_ADDR={}",
+             SNAPSHOT_INTERVAL={:?} WAL_FLUSH_INTERVAL={:?} WAL_FSYNC={fsync} MAX_SNAPSHOT_SIZE={}",
             self.enable_persistence,
             self.enable_wal,
             self.enable_snapshots,
@@ -249,7 +256,6 @@ impl Config {
             self.snapshot_interval,
             self.wal_flush_interval,
             self.max_snapshot_size,
-            self.metrics_addr.as_deref().unwrap_or("(none)"),
         )
     }
 }
@@ -300,6 +306,22 @@ mod tests {
         assert_eq!(e, Some("WAL_FSYNC"));
         let e = Config::from_map(&env(&[("SNAPSHOT_INTERVAL", "5 parsecs")])).err().map(|e| e.var);
         assert_eq!(e, Some("SNAPSHOT_INTERVAL"));
+    }
+
+    #[test]
+    fn metrics_address() {
+        let addr = |v: Option<&str>| {
+            let pairs: Vec<(&str, &str)> = v.map(|v| ("FASTCACHE_METRICS_ADDR", v)).into_iter().collect();
+            Config::from_map(&env(&pairs)).map(|c| c.metrics_addr.map(|a| a.to_string())).map_err(|e| e.var)
+        };
+        assert_eq!(addr(None), Ok(Some("127.0.0.1:9121".into())));
+        assert_eq!(addr(Some("0.0.0.0:9000")), Ok(Some("0.0.0.0:9000".into())));
+        assert_eq!(addr(Some("[::1]:0")), Ok(Some("[::1]:0".into())));
+        assert_eq!(addr(Some("off")), Ok(None));
+        assert_eq!(addr(Some("OFF")), Ok(None));
+        for bad in ["", "9121", "localhost:9121", "127.0.0.1", "127.0.0.1:70000", "no"] {
+            assert_eq!(addr(Some(bad)), Err("FASTCACHE_METRICS_ADDR"), "{bad:?}");
+        }
     }
 
     #[test]

@@ -52,13 +52,16 @@ pub struct Conn {
     /// commands queued before each (their place in EXEC's reply).
     multi_server: Vec<(usize, Vec<Vec<u8>>)>,
     multi_engine: usize,
+    /// Whether the command being executed has replied with an error (for
+    /// the per-command error counters).
+    reply_error: bool,
 }
 
 /// Commands that may make a client wait.
 const BLOCKING: &[&str] = &["blpop", "brpop", "blmove", "brpoplpush", "bzpopmin", "bzpopmax"];
 
 /// Commands answered by the server rather than the engine.
-const SERVER_COMMANDS: &[&str] = &[
+pub(crate) const SERVER_COMMANDS: &[&str] = &[
     "ping",
     "echo",
     "quit",
@@ -170,6 +173,7 @@ pub async fn serve(stream: TcpStream, addr: SocketAddr, shared: Arc<Shared>) {
         pending_input: Vec::new(),
         multi_server: Vec::new(),
         multi_engine: 0,
+        reply_error: false,
     };
     conn.run(stream, rx).await;
     crate::pubsub::unsubscribe_all(&mut conn);
@@ -301,6 +305,7 @@ impl Conn {
 
     /// Appends a reply, honouring CLIENT REPLY OFF/SKIP.
     pub fn reply(&mut self, r: &Reply) {
+        self.reply_error |= r.is_error();
         match self.reply_mode {
             ReplyMode::On => {
                 let resp3 = self.resp3();
@@ -358,17 +363,23 @@ impl Conn {
                 // As for engine commands: the error now, EXECABORT at EXEC.
                 self.session.flag_multi_error();
                 self.reply(&fastcache_core::errors::wrong_args(name));
+                crate::metrics::count_command(name, true);
                 return Flow::Continue;
             }
             // Queued like any command; answered in EXEC's reply.
             self.multi_server.push((self.multi_engine, argv.iter().map(|a| a.to_vec()).collect()));
             self.reply(&Reply::QUEUED);
+            crate::metrics::count_command(name, false);
             return Flow::Continue;
         }
-        if is_server {
-            return self.server_command(name, argv).await;
-        }
-        self.engine_command(name, argv, input).await
+        self.reply_error = false;
+        let flow = if is_server {
+            self.server_command(name, argv).await
+        } else {
+            self.engine_command(name, argv, input).await
+        };
+        crate::metrics::count_command(name, self.reply_error);
+        flow
     }
 
     async fn engine_command(&mut self, name: &str, argv: &[&[u8]], input: &OwnedReadHalf) -> Flow {

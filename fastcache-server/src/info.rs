@@ -3,9 +3,10 @@
 //! peak memory, CONFIG RESETSTAT).
 //!
 //! What FastCache does not have is left out rather than faked: there is no
-//! command or error statistics section, no replication beyond `role:master`
-//! with no replicas, and persistence reports `fastcache_persistence:disabled`
-//! until the persistence layer exists.
+//! error statistics section, command statistics count calls and failed
+//! calls but not time (`usec=0`), there is no replication beyond
+//! `role:master` with no replicas, and persistence reports
+//! `fastcache_persistence:disabled` until the persistence layer exists.
 
 use std::fmt::Write as _;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -110,6 +111,7 @@ pub fn reset_stats(shared: &Shared) {
         c.store(0, Ordering::Relaxed);
     }
     *s.info.engine_baseline.lock() = shared.engine.stats();
+    crate::metrics::reset_command_counts();
     s.info.peak_memory.store(shared.engine.used_memory(), Ordering::Relaxed);
 }
 
@@ -127,21 +129,39 @@ fn engine_stats(shared: &Shared) -> Stats {
 }
 
 /// Sections in Redis' output order.
-const SECTIONS: &[&str] =
-    &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "modules", "cluster", "keyspace"];
+const SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "commandstats",
+    "cluster",
+    "keyspace",
+];
+
+/// Sections only `all`, `everything` or their own name select, as Redis.
+const NOT_DEFAULT: &[&str] = &["commandstats"];
 
 /// Which sections INFO's arguments ask for: none means `default`; `all`,
 /// `default` and `everything` are every section FastCache has; unknown
 /// names select nothing, as in Redis.
 fn wanted(args: &[&[u8]]) -> Vec<&'static str> {
-    if args.is_empty() {
-        return SECTIONS.to_vec();
-    }
-    let names: Vec<String> = args.iter().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect();
-    if names.iter().any(|n| matches!(n.as_str(), "all" | "default" | "everything")) {
-        return SECTIONS.to_vec();
-    }
-    SECTIONS.iter().copied().filter(|s| names.iter().any(|n| n == s)).collect()
+    let names: Vec<String> = if args.is_empty() {
+        vec!["default".to_string()]
+    } else {
+        args.iter().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect()
+    };
+    let all = names.iter().any(|n| matches!(n.as_str(), "all" | "everything"));
+    let default = names.iter().any(|n| n == "default");
+    SECTIONS
+        .iter()
+        .copied()
+        .filter(|s| all || (default && !NOT_DEFAULT.contains(s)) || names.iter().any(|n| n == s))
+        .collect()
 }
 
 /// Redis' `bytesToHuman`.
@@ -327,6 +347,18 @@ fn section(out: &mut String, conn: &mut Conn, name: &str) {
             line("used_cpu_user_children", &"0.000000");
         }
         "cluster" => line("cluster_enabled", &0),
+        "commandstats" => {
+            // FastCache does not time commands: usec stays 0. Rejected calls
+            // (NOAUTH and the like) are not counted; every error reply of an
+            // executed command is a failed call.
+            for c in crate::metrics::command_counts_since_reset().0 {
+                let _ = write!(
+                    out,
+                    "cmdstat_{}:calls={},usec=0,usec_per_call=0.00,rejected_calls=0,failed_calls={}\r\n",
+                    c.name, c.calls, c.errors
+                );
+            }
+        }
         "keyspace" => {
             for (db, keys, expires) in sh.engine.keyspace_info() {
                 let _ = write!(out, "db{db}:keys={keys},expires={expires},avg_ttl=0\r\n");
@@ -371,11 +403,15 @@ mod tests {
 
     #[test]
     fn section_selection() {
-        assert_eq!(wanted(&[]), SECTIONS.to_vec());
+        let default: Vec<&str> = SECTIONS.iter().copied().filter(|s| *s != "commandstats").collect();
+        assert_eq!(wanted(&[]), default);
+        assert_eq!(wanted(&[b"default"]), default);
         assert_eq!(wanted(&[b"EVERYTHING"]), SECTIONS.to_vec());
+        assert_eq!(wanted(&[b"all"]), SECTIONS.to_vec());
         assert_eq!(wanted(&[b"keyspace", b"Server"]), vec!["server", "keyspace"]);
         assert!(wanted(&[b"nope"]).is_empty());
-        assert!(wanted(&[b"commandstats"]).is_empty());
+        assert_eq!(wanted(&[b"commandstats"]), vec!["commandstats"]);
+        assert_eq!(wanted(&[b"default", b"commandstats"]), SECTIONS.to_vec());
     }
 
     #[test]

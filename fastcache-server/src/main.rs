@@ -14,7 +14,9 @@ mod command;
 mod config;
 mod connection;
 mod cron;
+mod http;
 mod info;
+mod metrics;
 mod params;
 mod pubsub;
 mod resp;
@@ -98,8 +100,16 @@ async fn async_main(
 ) -> anyhow::Result<()> {
     let listener = TcpListener::from_std(listener).context("registering the listener")?;
     let local = listener.local_addr().context("reading the bound address")?;
+    let metrics = match config.metrics_addr {
+        Some(addr) => Some(http::bind_or_exit(addr).await),
+        None => None,
+    };
     // Tests and scripts read this line to learn the port when FASTCACHE_PORT=0.
     println!("fastcache-server {} listening on {local}", env!("CARGO_PKG_VERSION"));
+    if let Some(l) = &metrics {
+        // Always after the line above, which must stay the first.
+        println!("metrics listening on {}", l.local_addr().context("reading the metrics address")?);
+    }
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         addr = %local,
@@ -117,6 +127,9 @@ async fn async_main(
         config.persistence_summary()
     );
     let shared = server::Shared::new(config, local.port());
+    if let Some(l) = metrics {
+        tokio::spawn(http::serve(l, shared.clone()));
+    }
     for w in workers {
         let _ = w.send(shared.clone());
     }

@@ -82,6 +82,8 @@ pub struct Shared {
     pub broker: Broker,
     pub blocking: Blocking,
     pub stats: ServerStats,
+    /// Collectors and health checks behind `/metrics` and `/health`.
+    pub metrics: crate::metrics::Registry,
     pub started: Instant,
     pub run_id: String,
     pub port: u16,
@@ -104,6 +106,7 @@ impl Shared {
         let params = Params::new(&config);
         let (shutdown, _) = watch::channel(false);
         let broker = Broker::new(engine.clone());
+        let metrics = crate::metrics::Registry::new(&engine);
         Arc::new(Shared {
             engine,
             params: RwLock::new(params),
@@ -112,6 +115,7 @@ impl Shared {
             broker,
             blocking: Blocking::default(),
             stats: ServerStats::default(),
+            metrics,
             started: Instant::now(),
             run_id,
             port,

@@ -185,6 +185,7 @@ fn start_fastcache(bin: &Path, dir: &Path) -> Result<Running> {
         .env("FASTCACHE_PORT", "0")
         .env("FASTCACHE_BIND", "127.0.0.1")
         .env("ENABLE_PERSISTENCE", "false")
+        .env("FASTCACHE_METRICS_ADDR", "off")
         .env("PERSISTENCE_DIR", dir.join("fastcache-data"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -35,6 +35,9 @@ fn scrubbed_command(env: &[(&str, &str)]) -> Command {
             cmd.env_remove(k.as_ref());
         }
     }
+    // Parallel tests would fight over the default metrics port; a test
+    // that wants the endpoint passes FASTCACHE_METRICS_ADDR=127.0.0.1:0.
+    cmd.env("FASTCACHE_METRICS_ADDR", "off");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -89,8 +92,9 @@ impl Server {
         Server::start_with(&[])
     }
 
-    /// Starts a server with extra environment variables. FASTCACHE_PORT=0
-    /// and FASTCACHE_BIND=127.0.0.1 are set unless `env` sets them; without
+    /// Starts a server with extra environment variables. FASTCACHE_PORT=0,
+    /// FASTCACHE_BIND=127.0.0.1 and FASTCACHE_METRICS_ADDR=off are set
+    /// unless `env` sets them; without
     /// PERSISTENCE_DIR in `env` a temporary directory is used and removed
     /// when the server is dropped (pass one to restart on the same data).
     ///
@@ -254,6 +258,23 @@ impl Server {
     /// A raw connection wrapped in the RESP helper.
     pub fn resp(&self) -> Resp {
         Resp::new(self.raw())
+    }
+
+    /// The address of `/metrics` and `/health`, from the server's
+    /// `metrics listening on ADDR` line (start it with
+    /// FASTCACHE_METRICS_ADDR=127.0.0.1:0). Panics if the line does not
+    /// appear within the start-up timeout.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let out = self.stdout_text();
+            let addr = out.lines().find_map(|l| l.strip_prefix("metrics listening on ")?.trim().parse().ok());
+            if let Some(addr) = addr {
+                return addr;
+            }
+            assert!(Instant::now() < deadline, "no `metrics listening on` line; stdout:\n{out}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// What the server printed on stdout so far.
