@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use fastcache_core::notify::Event;
-use fastcache_core::{NoJournal, Outcome, Reply, Session};
+use fastcache_core::{Outcome, Reply, Session};
 use parking_lot::Mutex;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
@@ -315,8 +315,11 @@ impl Blocking {
 
 /// Runs a command for a waiter. The single place where served pops reach
 /// the engine, so the single place a persistence journal goes.
+/// Runs one command for a waiter; its effect goes to the WAL like any
+/// client's. (The waiter waits for durability before it replies.)
 fn run_for_waiter(shared: &Shared, session: &mut Session, argv: &[&[u8]]) -> Outcome {
-    shared.engine.execute_with(session, argv, &mut NoJournal)
+    let mut journal = crate::persist::WalJournal::new(shared.persistence.as_deref());
+    shared.engine.execute_with(session, argv, &mut journal)
 }
 
 /// Tries to serve waiter `w` from `key`. The key's type and the pop are
@@ -522,6 +525,7 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
+    use fastcache_core::NoJournal;
 
     fn shared() -> Arc<Shared> {
         let config = Config::from_map(&BTreeMap::new()).expect("default config");

@@ -53,6 +53,7 @@ pub struct Config {
     pub wal_flush_interval: Duration,
     pub wal_fsync: FsyncPolicy,
     pub max_snapshot_size: u64,
+    pub wal_segment_size: u64,
 }
 
 /// One documented variable: name, default (as text), what it accepts.
@@ -103,6 +104,7 @@ pub const VARS: &[Var] = &[
     Var { name: "SNAPSHOT_INTERVAL", default: "5m", help: "duration between snapshots" },
     Var { name: "WAL_FLUSH_INTERVAL", default: "1s", help: "duration between WAL flushes with WAL_FSYNC=interval" },
     Var { name: "WAL_FSYNC", default: "interval", help: "always | interval | never" },
+    Var { name: "FASTCACHE_WAL_SEGMENT_SIZE", default: "64mb", help: "size of each WAL segment file (1mb-4gb)" },
     Var { name: "MAX_SNAPSHOT_SIZE", default: "1GB", help: "size; a larger snapshot is abandoned" },
 ];
 
@@ -228,6 +230,9 @@ impl Config {
                 _ => None,
             })?,
             max_snapshot_size: parse(get("MAX_SNAPSHOT_SIZE"), |s| parse_size(s).filter(|&n| n > 0))?,
+            wal_segment_size: parse(get("FASTCACHE_WAL_SEGMENT_SIZE"), |s| {
+                parse_size(s).filter(|n| (1 << 20..=4 << 30).contains(n))
+            })?,
         };
         Ok(c)
     }

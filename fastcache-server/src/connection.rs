@@ -7,12 +7,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fastcache_core::{NoJournal, Reply, Session};
+use fastcache_core::{Reply, Session};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+use crate::persist::WalJournal;
 use crate::resp::{self, Parsed};
 use crate::server::{ClientInfo, Shared};
 
@@ -55,6 +56,10 @@ pub struct Conn {
     /// Whether the command being executed has replied with an error (for
     /// the per-command error counters).
     reply_error: bool,
+    /// The highest WAL LSN the current batch of commands appended: with
+    /// `WAL_FSYNC=always` no reply of the batch is written before it is
+    /// durable.
+    batch_lsn: u64,
 }
 
 /// Commands that may make a client wait.
@@ -173,6 +178,7 @@ pub async fn serve(stream: TcpStream, addr: SocketAddr, shared: Arc<Shared>) {
         pending_input: Vec::new(),
         multi_server: Vec::new(),
         multi_engine: 0,
+        batch_lsn: 0,
         reply_error: false,
     };
     conn.run(stream, rx).await;
@@ -240,6 +246,19 @@ impl Conn {
             if commands > 0 {
                 self.shared.stats.commands_processed.fetch_add(commands, Ordering::Relaxed);
                 self.shared.stats.net_input_bytes.fetch_add(input_bytes, Ordering::Relaxed);
+            }
+            let lsn = std::mem::take(&mut self.batch_lsn);
+            if let Some(p) = &self.shared.persistence {
+                if p.sync_replies() && p.wait_durable(lsn).await.is_err() {
+                    // The batch's writes are applied in memory but not
+                    // durable: none of its replies may be sent. Closing
+                    // tells the client nothing was acknowledged.
+                    tracing::warn!(
+                        client = self.info.id,
+                        "closing the connection: its writes could not be made durable"
+                    );
+                    return;
+                }
             }
             if !self.out.is_empty() {
                 if wr.write_all(&self.out).await.is_err() {
@@ -390,7 +409,9 @@ impl Conn {
             self.multi_engine = 0;
         }
         let db_before = self.session.db();
-        let outcome = shared.engine.execute_with(&mut self.session, argv, &mut NoJournal);
+        let mut journal = WalJournal::new(shared.persistence.as_deref());
+        let outcome = shared.engine.execute_with(&mut self.session, argv, &mut journal);
+        self.batch_lsn = self.batch_lsn.max(journal.last_lsn);
         let mut reply = outcome.reply;
         if was_multi {
             match name {
@@ -414,6 +435,12 @@ impl Conn {
         if BLOCKING.contains(&name) && !self.session.in_multi() && matches!(reply, Reply::Nil | Reply::NilArray) {
             let (woken, flow) = crate::blocking::wait(self, argv, input).await;
             if let Some(r) = woken {
+                // The pop was made (and logged) by the client that served
+                // us; the log holds it by now, so waiting for everything
+                // appended so far covers it.
+                if let Some(p) = &shared.persistence {
+                    self.batch_lsn = self.batch_lsn.max(p.wal.last_lsn());
+                }
                 self.reply(&r);
             }
             return flow;

@@ -3,8 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fastcache_core::NoJournal;
-
 use crate::server::Shared;
 
 /// Runs until the task is aborted at shutdown.
@@ -14,10 +12,14 @@ pub async fn run(shared: Arc<Shared>) {
     loop {
         tick.tick().await;
         let engine = shared.engine.clone();
+        let persistence = shared.persistence.clone();
         // A quarter of a tick at most, as Redis' slow cycle (25% of CPU).
-        let report =
-            tokio::task::spawn_blocking(move || engine.active_expire_cycle(&mut NoJournal, Duration::from_millis(25)))
-                .await;
+        // Expired keys are logged as DEL like any write (invariant 2).
+        let report = tokio::task::spawn_blocking(move || {
+            let mut journal = crate::persist::WalJournal::new(persistence.as_deref());
+            engine.active_expire_cycle(&mut journal, Duration::from_millis(25))
+        })
+        .await;
         if let Ok(report) = report {
             shared.broker.publish_events(&report.events);
         }

@@ -308,7 +308,14 @@ fn section(out: &mut String, conn: &mut Conn, name: &str) {
             line("rdb_last_save_time", &sh.last_save_unix.load(Ordering::Relaxed));
             line("aof_enabled", &0);
             line("aof_rewrite_in_progress", &0);
-            line("fastcache_persistence", &"disabled");
+            match &sh.persistence {
+                Some(p) => {
+                    for (k, v) in p.info_fields() {
+                        line(k, &v);
+                    }
+                }
+                None => line("fastcache_persistence", &"disabled"),
+            }
         }
         "stats" => {
             let s = &sh.stats;

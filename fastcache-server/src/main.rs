@@ -18,6 +18,7 @@ mod http;
 mod info;
 mod metrics;
 mod params;
+mod persist;
 mod pubsub;
 mod resp;
 mod server;
@@ -104,6 +105,10 @@ async fn async_main(
         Some(addr) => Some(http::bind_or_exit(addr).await),
         None => None,
     };
+    // Crash recovery runs before the server announces itself or accepts a
+    // command: clients never see a state the log has not been replayed into.
+    let engine = server::Shared::new_engine(&config);
+    let persistence = persist::Persistence::open(&config, &engine)?;
     // Tests and scripts read this line to learn the port when FASTCACHE_PORT=0.
     println!("fastcache-server {} listening on {local}", env!("CARGO_PKG_VERSION"));
     if let Some(l) = &metrics {
@@ -121,12 +126,17 @@ async fn async_main(
         requirepass = config.requirepass.is_some(),
         "FastCache started"
     );
-    tracing::warn!(
-        "persistence is not implemented yet: data is in memory only and is lost when the server stops; \
-         these settings are validated but not yet acted on: {}",
-        config.persistence_summary()
-    );
-    let shared = server::Shared::new(config, local.port());
+    if persistence.is_some() {
+        tracing::warn!(
+            "snapshots, incremental backups and node recovery are not implemented yet: the WAL keeps every \
+             write and grows until snapshots land; these settings are validated but not yet acted on: {}",
+            config.persistence_summary()
+        );
+    }
+    let shared = server::Shared::with_engine(config, local.port(), engine, persistence);
+    if let Some(p) = &shared.persistence {
+        p.register(&shared.metrics);
+    }
     if let Some(l) = metrics {
         tokio::spawn(http::serve(l, shared.clone()));
     }

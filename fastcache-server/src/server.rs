@@ -75,6 +75,8 @@ impl ClientInfo {
 /// State shared by all connections.
 pub struct Shared {
     pub engine: Engine,
+    /// The WAL, unless persistence is off.
+    pub persistence: Option<Arc<crate::persist::Persistence>>,
     pub config: Config,
     /// Runtime parameters (CONFIG GET/SET).
     pub params: RwLock<Params>,
@@ -94,13 +96,30 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(config: Config, port: u16) -> Arc<Shared> {
-        let engine = Engine::new(EngineConfig {
+    /// The engine a configuration asks for, empty.
+    pub fn new_engine(config: &Config) -> Engine {
+        Engine::new(EngineConfig {
             databases: config.databases,
             maxmemory: config.maxmemory,
             maxmemory_policy: config.maxmemory_policy,
             ..EngineConfig::default()
-        });
+        })
+    }
+
+    /// Shared state without persistence (unit tests).
+    #[cfg(test)]
+    pub fn new(config: Config, port: u16) -> Arc<Shared> {
+        let engine = Shared::new_engine(&config);
+        Shared::with_engine(config, port, engine, None)
+    }
+
+    /// Shared state around an engine already recovered from `persistence`.
+    pub fn with_engine(
+        config: Config,
+        port: u16,
+        engine: Engine,
+        persistence: Option<Arc<crate::persist::Persistence>>,
+    ) -> Arc<Shared> {
         let now_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let run_id: String = (0..40).map(|_| fastrand::alphanumeric().to_ascii_lowercase()).collect();
         let params = Params::new(&config);
@@ -109,6 +128,7 @@ impl Shared {
         let metrics = crate::metrics::Registry::new(&engine);
         Arc::new(Shared {
             engine,
+            persistence,
             params: RwLock::new(params),
             config,
             clients: Mutex::new(HashMap::new()),

@@ -106,7 +106,10 @@ fn info_sections_and_fields() {
     assert_eq!(f["loading"], "0");
     assert_eq!(f["aof_enabled"], "0");
     assert_eq!(f["rdb_bgsave_in_progress"], "0");
-    assert_eq!(f["fastcache_persistence"], "disabled");
+    // Persistence is on by default: the WAL reports itself.
+    assert_eq!(f["fastcache_persistence"], "wal");
+    assert_eq!(f["wal_fsync"], "interval");
+    assert_eq!(f["wal_status"], "ok");
     assert_eq!(f["role"], "master");
     assert_eq!(f["connected_slaves"], "0");
     assert_eq!(f["master_repl_offset"], "0");

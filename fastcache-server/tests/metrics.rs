@@ -246,9 +246,12 @@ fn health_is_json_and_ok() {
     assert_eq!(h["connected_clients"], 1, "{h}");
     assert!(h["used_memory"].as_u64().is_some_and(|n| n > 0), "{h}");
     assert_eq!(h["maxmemory"], 0, "{h}");
-    assert_eq!(h["persistence"], "disabled", "{h}");
+    assert_eq!(h["persistence"], "wal", "{h}");
     let checks = h["checks"].as_array().unwrap_or_else(|| panic!("no checks in {h}"));
     assert!(checks.iter().any(|c| c["name"] == "memory" && c["status"] == "ok"), "{h}");
+    // The WAL's state and the data directory's free space and writability.
+    assert!(checks.iter().any(|c| c["name"] == "wal" && c["status"] == "ok"), "{h}");
+    assert!(checks.iter().any(|c| c["name"] == "disk" && c["status"] == "ok"), "{h}");
 }
 
 #[test]

@@ -1,9 +1,364 @@
-//! `fastcache-wal` — FastCache's write-ahead log.
+//! `fastcache-wal` — a memory-mapped, segmented write-ahead log of opaque
+//! byte records.
 //!
-//! **Status: not implemented yet.** This crate will hold a memory-mapped,
-//! segmented log of opaque byte records addressed by LSN, with group commit
-//! and torn-tail recovery (see the WAL issue and `ARCHITECTURE.md`). It
-//! knows nothing about caches and depends on no other FastCache crate.
+//! **What it is.** An append-only log in a directory: records of arbitrary
+//! bytes, each numbered by a log sequence number ([`Lsn`], the first is 1),
+//! stored in fixed-size, preallocated, memory-mapped segment files, each
+//! record checksummed with crc32c. Appends are thread-safe and ordered; a
+//! batch is atomic across a crash; durability follows a [`SyncPolicy`] with
+//! group commit (one `msync` covers every record appended before it); a
+//! torn tail is cut on open, and damage in the middle is reported, never
+//! silently skipped (unless a lossy [`RecoveryMode`] asks for it).
 //!
-//! Until it lands the crate exports nothing, so that nothing can call an
-//! API that pretends to persist data.
+//! **What it is not.** It knows nothing about caches or what the payloads
+//! mean, depends on no other FastCache crate, does not compress, and does
+//! not replicate (a [`Reader`] is the building block for that). One process
+//! at a time: the directory is locked.
+//!
+//! ```
+//! use fastcache_wal::{Wal, WalOptions, SyncPolicy};
+//!
+//! # fn main() -> fastcache_wal::Result<()> {
+//! let dir = std::env::temp_dir().join(format!("fastcache-wal-doc-{}", std::process::id()));
+//! # let _ = std::fs::remove_dir_all(&dir);
+//! let opts = WalOptions { segment_size: 1 << 20, sync: SyncPolicy::Always, ..WalOptions::default() };
+//! let (wal, report) = Wal::open(&dir, opts)?;
+//! assert_eq!(report.records, 0);
+//!
+//! let lsn = wal.append(b"SET k v")?;                  // ordered, not yet durable
+//! wal.wait_durable_blocking(lsn)?;                    // group commit
+//! let last = wal.append_batch(&[b"MULTI-a", b"MULTI-b"])?; // all or nothing
+//!
+//! let records: Vec<_> = wal.reader(1)?.collect::<Result<_, _>>()?;
+//! assert_eq!(records, vec![(1, b"SET k v".to_vec()), (2, b"MULTI-a".to_vec()), (3, b"MULTI-b".to_vec())]);
+//! assert_eq!(last, 3);
+//! wal.close()?;
+//!
+//! // Reopening recovers every record; a torn tail would be cut and reported.
+//! let (wal, report) = Wal::open(&dir, WalOptions::default())?;
+//! assert_eq!((report.records, report.last_lsn, report.truncated_bytes), (3, 3, 0));
+//! # wal.close()?;
+//! # std::fs::remove_dir_all(&dir).ok();
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! On-disk formats are in `docs/formats.md`, the durability argument (every
+//! sync point, what is assumed of the disk, why the mapping is sound) in
+//! `docs/durability.md`. The async server waits with [`Wal::wait_durable`],
+//! a plain `Future` that needs no particular runtime.
+
+mod error;
+mod fs;
+mod lock;
+#[allow(unsafe_code)]
+mod mmap;
+mod naming;
+mod reader;
+mod record;
+mod recovery;
+mod segment;
+mod stats;
+mod sync;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod testing;
+mod writer;
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+pub use crate::error::{Error, Result};
+pub use crate::fs::{FileLock, FileSystem, MappedRegion, OpenMode, OsFileSystem, WalFile, WriteMode};
+pub use crate::reader::Reader;
+pub use crate::recovery::Corruption;
+pub use crate::stats::{Histogram, WalStats, GROUP_COMMIT_BOUNDS, SYNC_LATENCY_BOUNDS_US};
+pub use crate::sync::DurableFuture;
+
+use crate::writer::Core;
+
+/// A log sequence number. The first record is LSN 1; 0 means "nothing".
+pub type Lsn = u64;
+
+/// When appended records reach stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// A waiter ([`Wal::wait_durable`]) gets a sync at once; concurrent
+    /// waiters share it (group commit).
+    Always,
+    /// The background syncer syncs on a fixed schedule (deadline after
+    /// deadline, no drift); waiters resolve at the next tick.
+    Interval(Duration),
+    /// Syncs only when a segment is full and on close; waiters resolve at
+    /// once.
+    Never,
+}
+
+/// What opening a log does with damaged bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecoveryMode {
+    /// Cut a torn tail (no valid record after the damage); refuse to open
+    /// (`Error::Corrupted` / `Error::ChecksumMismatch`) when valid records
+    /// follow the damage or it lies in bytes known durable.
+    #[default]
+    TolerateTornTail,
+    /// Lossy: skip damaged bytes and continue with the next valid record,
+    /// reporting each skip in [`OpenReport::skipped`]. The damage stays on
+    /// disk.
+    SkipCorrupted,
+    /// Lossy: cut the log at the first damage, dropping everything after it
+    /// (the longest valid prefix), and report the cut. The repair for a log
+    /// a power cut left with later pages written and an earlier one torn.
+    PointInTime,
+}
+
+/// How to open a log.
+#[derive(Clone)]
+pub struct WalOptions {
+    /// Bytes per segment file (default 64 MiB, at least 4 KiB). A record,
+    /// or a whole batch, must fit in one segment. Existing segments keep the
+    /// size they were created with.
+    pub segment_size: u64,
+    /// Durability policy (default `Interval(1s)`).
+    pub sync: SyncPolicy,
+    /// Damage handling on open (default `TolerateTornTail`).
+    pub recovery: RecoveryMode,
+    /// How records are written into the mapped segments (default
+    /// `WriteMode::File`; see there for the measurement behind it).
+    pub write_mode: WriteMode,
+    /// The file system (default: the operating system's).
+    pub fs: Arc<dyn FileSystem>,
+}
+
+impl Default for WalOptions {
+    fn default() -> WalOptions {
+        WalOptions {
+            segment_size: 64 << 20,
+            sync: SyncPolicy::Interval(Duration::from_secs(1)),
+            recovery: RecoveryMode::TolerateTornTail,
+            write_mode: WriteMode::File,
+            fs: Arc::new(OsFileSystem),
+        }
+    }
+}
+
+impl std::fmt::Debug for WalOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WalOptions")
+            .field("segment_size", &self.segment_size)
+            .field("sync", &self.sync)
+            .field("recovery", &self.recovery)
+            .field("write_mode", &self.write_mode)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What opening found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenReport {
+    /// Segments in the log after opening.
+    pub segments: usize,
+    /// Valid records found.
+    pub records: u64,
+    /// First LSN in the log (0 if it holds no record).
+    pub first_lsn: Lsn,
+    /// Last LSN ever appended (0 for a new log). With no records left (all
+    /// truncated) it is still the last LSN used, so numbering continues.
+    pub last_lsn: Lsn,
+    /// Bytes of a torn tail that were cut (zeroed or removed).
+    pub truncated_bytes: u64,
+    /// Damage a lossy [`RecoveryMode`] skipped or cut; empty otherwise.
+    pub skipped: Vec<Corruption>,
+}
+
+/// An open write-ahead log. Cheap to clone (an `Arc`); `Send + Sync`.
+#[derive(Clone)]
+pub struct Wal {
+    handle: Arc<Handle>,
+}
+
+/// Owns the background threads; the last `Wal` clone dropped stops them.
+struct Handle {
+    core: Arc<Core>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let threads = std::mem::take(&mut *self.threads.lock());
+        if !threads.is_empty() {
+            // Dropped without `close`: make what was appended durable if we
+            // can (an error has nobody to go to; the log is poisoned then).
+            let _ = self.core.close(threads);
+        }
+    }
+}
+
+impl std::fmt::Debug for Wal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal")
+            .field("dir", &self.handle.core.dir)
+            .field("last_lsn", &self.last_lsn())
+            .field("durable_lsn", &self.durable_lsn())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Wal {
+    /// Opens the log in `dir`, creating the directory if missing, and
+    /// recovers it (see [`RecoveryMode`]).
+    ///
+    /// # Errors
+    /// `Locked` if another instance has it open; `Corrupted` /
+    /// `ChecksumMismatch` for damage that is not a torn tail (in the default
+    /// mode); `Io` / `NoSpace` for failing operations.
+    pub fn open(dir: &Path, opts: WalOptions) -> Result<(Wal, OpenReport)> {
+        let (core, threads, report) = Core::open(dir, opts)?;
+        Ok((Wal { handle: Arc::new(Handle { core, threads: Mutex::new(threads) }) }, report))
+    }
+
+    fn core(&self) -> &Arc<Core> {
+        &self.handle.core
+    }
+
+    /// Appends one record and returns its LSN. Thread-safe; LSNs follow the
+    /// order in which appends take the log's lock. The record is not durable
+    /// until a sync covers it ([`Wal::wait_durable`], [`Wal::sync`]).
+    ///
+    /// # Errors
+    /// `Poisoned` after an earlier failure, `Closed`, `RecordTooLarge`, and
+    /// whatever rotating to a new segment hit (`NoSpace`, …), which poisons.
+    pub fn append(&self, payload: &[u8]) -> Result<Lsn> {
+        self.core().append_batch(&[payload])
+    }
+
+    /// Appends `payloads` atomically: after a crash either all of them are
+    /// in the log or none is. Returns the LSN of the last one (the current
+    /// last LSN for an empty batch). A batch must fit in one segment.
+    pub fn append_batch(&self, payloads: &[&[u8]]) -> Result<Lsn> {
+        self.core().append_batch(payloads)
+    }
+
+    /// The last LSN appended (0 for an empty new log).
+    pub fn last_lsn(&self) -> Lsn {
+        self.core().last_lsn.load(Ordering::Acquire)
+    }
+
+    /// The last LSN known to be on stable storage.
+    pub fn durable_lsn(&self) -> Lsn {
+        self.core().durable_lsn.load(Ordering::Acquire)
+    }
+
+    /// Makes everything appended so far durable, whatever the policy, and
+    /// returns the durable LSN. Concurrent callers share syncs.
+    ///
+    /// # Errors
+    /// `Poisoned` — and the failure that poisons the log, if this sync fails.
+    pub fn sync(&self) -> Result<Lsn> {
+        self.core().check_usable()?;
+        self.core().sync_now()
+    }
+
+    /// A future resolving when `lsn` is durable: under `Always` it asks the
+    /// background syncer for a sync right away (all waiters covered by one
+    /// sync resolve together); under `Interval` it resolves at the next
+    /// tick; under `Never` at once. It never blocks the polling thread and
+    /// needs no particular async runtime. Resolves to `Err(Poisoned)` if the
+    /// log fails first, `Err(Closed)` if it is closed first.
+    pub fn wait_durable(&self, lsn: Lsn) -> DurableFuture {
+        DurableFuture::new(self.core().clone(), lsn)
+    }
+
+    /// Blocks the calling thread until `lsn` is durable (same rules as
+    /// [`Wal::wait_durable`]; under `Always` the caller syncs itself, or
+    /// finds a concurrent sync covered it).
+    pub fn wait_durable_blocking(&self, lsn: Lsn) -> Result<()> {
+        self.core().wait_durable_blocking(lsn)
+    }
+
+    /// A reader from `from` (0 = the first record in the log). It sees
+    /// records appended after it was created; see [`Reader`].
+    ///
+    /// # Errors
+    /// `LsnUnavailable` if `from` was truncated away or lies beyond the next
+    /// LSN to be appended.
+    pub fn reader(&self, from: Lsn) -> Result<Reader> {
+        Reader::new(self.core().clone(), from)
+    }
+
+    /// Deletes the segment files whose records all have LSNs below `lsn`
+    /// (a checkpoint: a snapshot covers them). Returns how many. The active
+    /// segment is never deleted. Readers inside a deleted segment finish it.
+    pub fn truncate_before(&self, lsn: Lsn) -> Result<usize> {
+        self.core().truncate_before(lsn)
+    }
+
+    /// The cause, if an earlier failure poisoned the log.
+    pub fn poisoned(&self) -> Option<String> {
+        self.core().poison.lock().clone()
+    }
+
+    /// Counters for metrics and INFO.
+    pub fn stats(&self) -> WalStats {
+        let core = self.core();
+        let s = &core.stats;
+        let (segments, segment_bytes, first_lsn) = {
+            let segs = core.segments.read();
+            let first = segs.iter().find(|s| s.end() > s.start).map_or(0, |s| s.first_lsn);
+            (segs.len(), segs.iter().map(|s| s.region.len()).sum(), first)
+        };
+        WalStats {
+            records_appended: s.records.load(Ordering::Relaxed),
+            payload_bytes_appended: s.payload_bytes.load(Ordering::Relaxed),
+            log_bytes_appended: s.log_bytes.load(Ordering::Relaxed),
+            segments,
+            segment_bytes,
+            first_lsn,
+            last_lsn: self.last_lsn(),
+            durable_lsn: self.durable_lsn(),
+            syncs: s.syncs.load(Ordering::Relaxed),
+            last_sync_duration: Duration::from_nanos(s.last_sync_ns.load(Ordering::Relaxed)),
+            sync_latency_us: s.sync_latency(),
+            group_commit_records: s.group_commit(),
+            rotations: s.rotations.load(Ordering::Relaxed),
+            rotation_stalls: s.rotation_stalls.load(Ordering::Relaxed),
+            poisoned: self.poisoned(),
+        }
+    }
+
+    /// Syncs everything (under every policy), seals the active segment,
+    /// stops the background threads and releases the directory lock (once
+    /// no [`Reader`] or [`DurableFuture`] of this log is left; they keep the
+    /// mapping, and so the lock, alive). Other clones of this `Wal` get
+    /// `Closed` afterwards.
+    ///
+    /// # Errors
+    /// `Poisoned`, or the failure of the final sync.
+    pub fn close(self) -> Result<()> {
+        let threads = std::mem::take(&mut *self.handle.threads.lock());
+        if threads.is_empty() {
+            // Already closed through another clone.
+            return Ok(());
+        }
+        self.core().close(threads)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn public_types_are_thread_safe() {
+        assert_send_sync::<Wal>();
+        assert_send_sync::<Reader>();
+        assert_send_sync::<DurableFuture>();
+        assert_send_sync::<Error>();
+    }
+}

@@ -38,6 +38,9 @@ fn scrubbed_command(env: &[(&str, &str)]) -> Command {
     // Parallel tests would fight over the default metrics port; a test
     // that wants the endpoint passes FASTCACHE_METRICS_ADDR=127.0.0.1:0.
     cmd.env("FASTCACHE_METRICS_ADDR", "off");
+    // Every test server persists into its own temporary directory; small
+    // segments keep dozens of them cheap.
+    cmd.env("FASTCACHE_WAL_SEGMENT_SIZE", "4mb");
     for (k, v) in env {
         cmd.env(k, v);
     }

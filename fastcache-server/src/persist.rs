@@ -1,0 +1,341 @@
+//! The server's persistence: opening and replaying the WAL at start, the
+//! journal every write goes through, and what happens when the disk fails.
+//!
+//! # The write path
+//! The engine hands each write's record to [`WalJournal::append`] while
+//! the written keys are locked, so the log order is the apply order. The
+//! connection remembers the highest LSN its batch of commands produced and,
+//! under `WAL_FSYNC=always`, awaits [`Persistence::wait_durable`] before it
+//! writes any reply of that batch: one group commit covers every
+//! connection's records appended before it.
+//!
+//! # When persisting fails (DESIGN.md invariant 6)
+//! A failed append or sync poisons the log. The write that failed gets a
+//! `MISCONF` error (or, when the failure is found while waiting for
+//! durability, its connection is closed without replies, so nothing
+//! unpersisted is acknowledged), the engine refuses further writes with the
+//! same error, reads go on, and INFO, `/health` and the log say why.
+//! Resuming writes needs a fresh snapshot of memory and a new log, which the
+//! snapshot issue adds; until then the server stays read-only.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use fastcache_core::{Engine, Journal, JournalError, Record};
+use fastcache_wal::{Lsn, SyncPolicy, Wal, WalOptions};
+use parking_lot::Mutex;
+
+use crate::config::{Config, FsyncPolicy};
+
+/// The WAL and its state, shared by every connection.
+pub struct Persistence {
+    pub wal: Wal,
+    pub policy: FsyncPolicy,
+    pub dir: PathBuf,
+    engine: Engine,
+    /// Why the log stopped accepting writes, once it has.
+    failure: Mutex<Option<String>>,
+    /// What start-up recovery did.
+    pub replay: fastcache_recovery::ReplayReport,
+}
+
+impl Persistence {
+    /// Opens the WAL in `$PERSISTENCE_DIR/wal` and replays it into `engine`
+    /// (which must be empty), unless persistence or the WAL is disabled.
+    ///
+    /// # Errors
+    /// Anything that keeps the log from being opened or replayed: the
+    /// server must not start with a state that differs from the log.
+    pub fn open(config: &Config, engine: &Engine) -> anyhow::Result<Option<Arc<Persistence>>> {
+        if !config.enable_persistence || !config.enable_wal {
+            tracing::warn!(
+                "persistence is off (ENABLE_PERSISTENCE={}, ENABLE_WRITE_AHEAD_LOG={}): data is in memory only",
+                config.enable_persistence,
+                config.enable_wal
+            );
+            return Ok(None);
+        }
+        let dir = config.persistence_dir.join("wal");
+        let sync = match config.wal_fsync {
+            FsyncPolicy::Always => SyncPolicy::Always,
+            FsyncPolicy::Interval => SyncPolicy::Interval(config.wal_flush_interval),
+            FsyncPolicy::Never => SyncPolicy::Never,
+        };
+        let opened = Instant::now();
+        let opts = WalOptions { sync, segment_size: config.wal_segment_size, ..WalOptions::default() };
+        let (wal, report) = Wal::open(&dir, opts)
+            .map_err(|e| anyhow::anyhow!("opening the write-ahead log in {}: {e}", dir.display()))?;
+        if report.truncated_bytes > 0 {
+            tracing::warn!(
+                bytes = report.truncated_bytes,
+                "the WAL ended in a torn write (a crash during an append); truncated it to the last valid record"
+            );
+        }
+        tracing::info!(
+            dir = %dir.display(),
+            segments = report.segments,
+            records = report.records,
+            last_lsn = report.last_lsn,
+            "WAL opened; replaying"
+        );
+        let replay = if config.enable_crash_recovery {
+            fastcache_recovery::replay_wal(engine, &wal, 0, |r| {
+                tracing::info!(records = r.records, bytes = r.bytes, last_lsn = r.last_lsn, "replaying the WAL…");
+            })
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "crash recovery failed: {e}. The data directory {} is left untouched; \
+                     inspect it with `fastcache check` before starting again",
+                    config.persistence_dir.display()
+                )
+            })?
+        } else {
+            tracing::warn!("ENABLE_CRASH_RECOVERY=false: starting empty; the existing WAL is kept and appended to");
+            fastcache_recovery::ReplayReport::default()
+        };
+        // Replay counted its re-applied writes as changes; they are not new.
+        engine.reset_dirty();
+        tracing::info!(
+            records = replay.records,
+            bytes = replay.bytes,
+            keys = engine.keyspace_info().iter().map(|k| k.1).sum::<usize>(),
+            elapsed_ms = opened.elapsed().as_millis() as u64,
+            "crash recovery done"
+        );
+        Ok(Some(Arc::new(Persistence {
+            wal,
+            policy: config.wal_fsync,
+            dir,
+            engine: engine.clone(),
+            failure: Mutex::new(None),
+            replay,
+        })))
+    }
+
+    /// Why writes are refused, if they are.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().clone()
+    }
+
+    /// Records a persistence failure: refuse writes from now on, loudly.
+    pub fn fail(&self, cause: &str) {
+        let mut f = self.failure.lock();
+        if f.is_none() {
+            tracing::error!(
+                "the write-ahead log failed: {cause}. Write commands are refused from now on (reads go on); \
+                 free disk space or fix the disk, then restart the server"
+            );
+            self.engine.set_write_block(Some(misconf(cause)));
+            *f = Some(cause.to_string());
+        }
+    }
+
+    /// Waits until every record up to `lsn` is durable.
+    ///
+    /// # Errors
+    /// The cause, if the log could not make it durable (it is then
+    /// poisoned and [`Persistence::fail`] has been called).
+    pub async fn wait_durable(&self, lsn: Lsn) -> Result<(), String> {
+        if lsn == 0 || self.wal.durable_lsn() >= lsn {
+            return Ok(());
+        }
+        match self.wal.wait_durable(lsn).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let cause = e.to_string();
+                self.fail(&cause);
+                Err(cause)
+            }
+        }
+    }
+
+    /// Whether replies must wait for durability.
+    pub fn sync_replies(&self) -> bool {
+        self.policy == FsyncPolicy::Always
+    }
+}
+
+impl Persistence {
+    /// The INFO persistence lines of the WAL (`name`, value).
+    pub fn info_fields(&self) -> Vec<(&'static str, String)> {
+        let st = self.wal.stats();
+        let policy = match self.policy {
+            FsyncPolicy::Always => "always",
+            FsyncPolicy::Interval => "interval",
+            FsyncPolicy::Never => "never",
+        };
+        let failure = self.failure().or(st.poisoned.clone());
+        vec![
+            ("fastcache_persistence", "wal".to_string()),
+            ("wal_enabled", "1".to_string()),
+            ("wal_fsync", policy.to_string()),
+            ("wal_status", if failure.is_some() { "poisoned" } else { "ok" }.to_string()),
+            ("wal_error", failure.unwrap_or_default()),
+            ("wal_dir", self.dir.display().to_string()),
+            ("wal_segments", st.segments.to_string()),
+            ("wal_size", st.segment_bytes.to_string()),
+            ("wal_first_lsn", st.first_lsn.to_string()),
+            ("wal_last_lsn", st.last_lsn.to_string()),
+            ("wal_durable_lsn", st.durable_lsn.to_string()),
+            ("wal_records_appended", st.records_appended.to_string()),
+            ("wal_bytes_appended", st.log_bytes_appended.to_string()),
+            ("wal_syncs", st.syncs.to_string()),
+            ("wal_last_sync_usec", st.last_sync_duration.as_micros().to_string()),
+            ("wal_rotations", st.rotations.to_string()),
+            ("wal_replayed_records", self.replay.records.to_string()),
+            ("wal_replay_time_ms", self.replay.elapsed.as_millis().to_string()),
+        ]
+    }
+
+    /// Registers the WAL's metrics and health checks (the seed's
+    /// "Persistence Metrics" and "Health Checks").
+    pub fn register(self: &Arc<Self>, registry: &crate::metrics::Registry) {
+        registry.set_persistence("wal");
+        let me = self.clone();
+        registry.register(Arc::new(move |w: &mut crate::metrics::MetricWriter| {
+            let st = me.wal.stats();
+            w.counter("fastcache_wal_records_appended", "records appended to the WAL", &[], st.records_appended);
+            w.counter(
+                "fastcache_wal_bytes_appended",
+                "bytes appended to the WAL (with headers)",
+                &[],
+                st.log_bytes_appended,
+            );
+            w.gauge("fastcache_wal_segments", "WAL segment files", &[], st.segments as u64);
+            w.gauge("fastcache_wal_size_bytes", "bytes of WAL segment files", &[], st.segment_bytes);
+            w.gauge("fastcache_wal_last_lsn", "last LSN appended", &[], st.last_lsn);
+            w.gauge("fastcache_wal_durable_lsn", "last LSN on stable storage", &[], st.durable_lsn);
+            w.counter("fastcache_wal_syncs", "syncs (msync/fdatasync) of the WAL", &[], st.syncs);
+            w.gauge(
+                "fastcache_wal_poisoned",
+                "1 if the WAL refuses writes after a failure",
+                &[],
+                u64::from(me.failure().is_some() || st.poisoned.is_some()),
+            );
+            w.gauge(
+                "fastcache_wal_replay_seconds",
+                "time crash recovery spent replaying the WAL at start",
+                &[],
+                me.replay.elapsed.as_secs_f64(),
+            );
+            w.gauge("fastcache_wal_replayed_records", "WAL records replayed at start", &[], me.replay.records);
+            let lat = cumulative(&st.sync_latency_us.counts, st.sync_latency_us.bounds, 1e-6);
+            w.histogram(
+                "fastcache_wal_sync_duration_seconds",
+                "duration of WAL syncs (sum approximated from bucket bounds)",
+                &[],
+                crate::metrics::Histogram { buckets: &lat.0, sum: lat.1, count: lat.2 },
+            );
+            let batch = cumulative(&st.group_commit_records.counts, st.group_commit_records.bounds, 1.0);
+            w.histogram(
+                "fastcache_wal_group_commit_records",
+                "records made durable by one sync (sum approximated from bucket bounds)",
+                &[],
+                crate::metrics::Histogram { buckets: &batch.0, sum: batch.1, count: batch.2 },
+            );
+        }));
+        let me = self.clone();
+        registry.register_check(Arc::new(move || {
+            let cause = me.failure().or(me.wal.poisoned());
+            match cause {
+                None => crate::metrics::Check {
+                    name: "wal",
+                    status: crate::metrics::Status::Ok,
+                    message: format!("healthy; durable up to LSN {}", me.wal.durable_lsn()),
+                },
+                Some(c) => crate::metrics::Check {
+                    name: "wal",
+                    status: crate::metrics::Status::Failed,
+                    message: format!("poisoned: {c}; writes are refused, reads still work"),
+                },
+            }
+        }));
+        let dir = self.dir.clone();
+        registry.register_check(Arc::new(move || disk_check(&dir)));
+    }
+}
+
+/// Free space and writability of the data directory.
+fn disk_check(dir: &std::path::Path) -> crate::metrics::Check {
+    use crate::metrics::{Check, Status};
+    let free = rustix::fs::statvfs(dir).map(|s| s.f_bavail.saturating_mul(s.f_frsize));
+    let writable = rustix::fs::access(dir, rustix::fs::Access::WRITE_OK).is_ok();
+    match free {
+        Err(e) => Check { name: "disk", status: Status::Failed, message: format!("{}: {e}", dir.display()) },
+        Ok(_) if !writable => {
+            Check { name: "disk", status: Status::Failed, message: format!("{} is not writable", dir.display()) }
+        }
+        Ok(bytes) if bytes < 64 << 20 => Check {
+            name: "disk",
+            status: Status::Degraded,
+            message: format!("{bytes} bytes free in {}; the WAL will fail soon", dir.display()),
+        },
+        Ok(bytes) => Check { name: "disk", status: Status::Ok, message: format!("{bytes} bytes free, writable") },
+    }
+}
+
+/// Turns per-bucket counts into Prometheus' cumulative buckets (scaled
+/// bounds), an approximate sum (each observation at its bucket's bound) and
+/// the count.
+fn cumulative(counts: &[u64], bounds: &[u64], scale: f64) -> (Vec<(f64, u64)>, f64, u64) {
+    let mut out = Vec::with_capacity(bounds.len());
+    let (mut acc, mut sum) = (0u64, 0.0);
+    for (i, &n) in counts.iter().enumerate() {
+        acc += n;
+        let bound = bounds.get(i).copied().or(bounds.last().copied()).unwrap_or(0) as f64 * scale;
+        sum += n as f64 * bound;
+        if i < bounds.len() {
+            out.push((bound, acc));
+        }
+    }
+    (out, sum, acc)
+}
+
+/// The `MISCONF` error write commands get once the log failed.
+fn misconf(cause: &str) -> String {
+    format!(
+        "MISCONF FastCache cannot persist writes: the write-ahead log failed ({cause}). \
+         Write commands are refused until the disk is healthy and the server is restarted; reads still work. \
+         See INFO persistence."
+    )
+}
+
+/// The journal a connection passes to the engine: appends each record to
+/// the WAL and remembers the highest LSN, for the durability wait.
+pub struct WalJournal<'a> {
+    persistence: Option<&'a Persistence>,
+    /// The highest LSN appended through this journal.
+    pub last_lsn: Lsn,
+}
+
+impl<'a> WalJournal<'a> {
+    /// A journal over `persistence` (`None`: persistence off, records are
+    /// not even built).
+    pub fn new(persistence: Option<&'a Persistence>) -> WalJournal<'a> {
+        WalJournal { persistence, last_lsn: 0 }
+    }
+}
+
+impl Journal for WalJournal<'_> {
+    fn append(&mut self, record: &Record) -> Result<(), JournalError> {
+        let Some(p) = self.persistence else {
+            return Ok(());
+        };
+        match p.wal.append(&record.encode()) {
+            Ok(lsn) => {
+                self.last_lsn = self.last_lsn.max(lsn);
+                Ok(())
+            }
+            Err(e) => {
+                let cause = e.to_string();
+                p.fail(&cause);
+                Err(JournalError { message: misconf(&cause) })
+            }
+        }
+    }
+
+    fn enabled(&self) -> bool {
+        self.persistence.is_some()
+    }
+}
