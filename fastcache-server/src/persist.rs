@@ -48,6 +48,15 @@ impl Persistence {
     /// Anything that keeps the log from being opened or replayed: the
     /// server must not start with a state that differs from the log.
     pub fn open(config: &Config, engine: &Engine) -> anyhow::Result<Option<Arc<Persistence>>> {
+        Persistence::open_on(config, engine, None)
+    }
+
+    /// [`Persistence::open`] on a given file system (tests inject faults).
+    fn open_on(
+        config: &Config,
+        engine: &Engine,
+        fs: Option<Arc<dyn fastcache_wal::FileSystem>>,
+    ) -> anyhow::Result<Option<Arc<Persistence>>> {
         if !config.enable_persistence || !config.enable_wal {
             tracing::warn!(
                 "persistence is off (ENABLE_PERSISTENCE={}, ENABLE_WRITE_AHEAD_LOG={}): data is in memory only",
@@ -63,7 +72,10 @@ impl Persistence {
             FsyncPolicy::Never => SyncPolicy::Never,
         };
         let opened = Instant::now();
-        let opts = WalOptions { sync, segment_size: config.wal_segment_size, ..WalOptions::default() };
+        let mut opts = WalOptions { sync, segment_size: config.wal_segment_size, ..WalOptions::default() };
+        if let Some(fs) = fs {
+            opts.fs = fs;
+        }
         let (wal, report) = Wal::open(&dir, opts)
             .map_err(|e| anyhow::anyhow!("opening the write-ahead log in {}: {e}", dir.display()))?;
         if report.truncated_bytes > 0 {
@@ -337,5 +349,98 @@ impl Journal for WalJournal<'_> {
 
     fn enabled(&self) -> bool {
         self.persistence.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use fastcache_core::Reply;
+    use fastcache_wal::testing::FaultFs;
+
+    use super::*;
+
+    fn config(fsync: &str) -> Config {
+        let env: BTreeMap<String, String> = [
+            ("PERSISTENCE_DIR", "/virtual/data"),
+            ("WAL_FSYNC", fsync),
+            ("FASTCACHE_WAL_SEGMENT_SIZE", "1mb"),
+            ("FASTCACHE_METRICS_ADDR", "off"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        match Config::from_map(&env) {
+            Ok(c) => c,
+            Err(e) => panic!("test config: {e}"),
+        }
+    }
+
+    fn run(engine: &Engine, s: &mut fastcache_core::Session, p: &Persistence, args: &[&str]) -> (Reply, Lsn) {
+        let argv: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        let mut journal = WalJournal::new(Some(p));
+        let reply = engine.execute_with(s, &argv, &mut journal).reply;
+        (reply, journal.last_lsn)
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt.block_on(f),
+            Err(e) => panic!("runtime: {e}"),
+        }
+    }
+
+    #[test]
+    fn a_failed_sync_refuses_writes_but_serves_reads_and_loses_nothing_acknowledged() {
+        let fs = FaultFs::new();
+        let cfg = config("always");
+        let engine = crate::server::Shared::new_engine(&cfg);
+        let p = match Persistence::open_on(&cfg, &engine, Some(fs.as_fs())) {
+            Ok(Some(p)) => p,
+            other => panic!("open: {:?}", other.err()),
+        };
+        let mut s = engine.session();
+        let (r, lsn) = run(&engine, &mut s, &p, &["SET", "acked", "1"]);
+        assert_eq!(r, Reply::OK);
+        assert_eq!(block_on(p.wait_durable(lsn)), Ok(()));
+
+        // The disk starts failing: the next write is applied in memory but
+        // its durability wait fails, so it is never acknowledged.
+        fs.fail_all_syncs(true);
+        let (r, lsn) = run(&engine, &mut s, &p, &["SET", "unacked", "2"]);
+        assert_eq!(r, Reply::OK, "the append itself succeeds; the sync fails");
+        assert!(block_on(p.wait_durable(lsn)).is_err());
+        assert!(p.failure().is_some());
+
+        // From now on writes get MISCONF, reads go on.
+        let (r, _) = run(&engine, &mut s, &p, &["SET", "later", "3"]);
+        match r {
+            Reply::Error(e) => assert!(e.starts_with("MISCONF"), "{e}"),
+            other => panic!("expected MISCONF, got {other:?}"),
+        }
+        assert_eq!(run(&engine, &mut s, &p, &["GET", "acked"]).0, Reply::Bulk(b"1".to_vec()));
+        assert!(p.info_fields().iter().any(|(k, v)| *k == "wal_status" && v == "poisoned"));
+
+        // Power loss, then recovery from what reached the disk: the
+        // acknowledged write is there.
+        let after = fs.crash();
+        let engine2 = crate::server::Shared::new_engine(&cfg);
+        let p2 = match Persistence::open_on(&cfg, &engine2, Some(after.as_fs())) {
+            Ok(Some(p)) => p,
+            other => panic!("reopen: {:?}", other.err()),
+        };
+        let mut s2 = engine2.session();
+        assert_eq!(run(&engine2, &mut s2, &p2, &["GET", "acked"]).0, Reply::Bulk(b"1".to_vec()));
+    }
+
+    #[test]
+    fn persistence_off_builds_no_records() {
+        let mut cfg = config("always");
+        cfg.enable_wal = false;
+        let engine = crate::server::Shared::new_engine(&cfg);
+        assert!(matches!(Persistence::open_on(&cfg, &engine, Some(FaultFs::new().as_fs())), Ok(None)));
+        let journal = WalJournal::new(None);
+        assert!(!fastcache_core::Journal::enabled(&journal));
     }
 }
