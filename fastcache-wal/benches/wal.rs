@@ -90,12 +90,12 @@ fn run_appends(wal: &Wal, payload: &[u8], iters: u64, threads: u64, wait: Wait) 
 
 fn appends(c: &mut Criterion) {
     let policies = [
-        ("append_always", SyncPolicy::Always, Wait::Blocking, WriteMode::File),
-        ("append_always_future", SyncPolicy::Always, Wait::Future, WriteMode::File),
+        ("append_always", SyncPolicy::Always, Wait::Blocking, WriteMode::Auto),
+        ("append_always_future", SyncPolicy::Always, Wait::Future, WriteMode::Auto),
         ("append_always_mmap_writes", SyncPolicy::Always, Wait::Blocking, WriteMode::Mmap),
-        ("append_interval_1s", SyncPolicy::Interval(Duration::from_secs(1)), Wait::No, WriteMode::File),
-        ("append_never", SyncPolicy::Never, Wait::No, WriteMode::File),
-        ("append_never_mmap_writes", SyncPolicy::Never, Wait::No, WriteMode::Mmap),
+        ("append_interval_1s", SyncPolicy::Interval(Duration::from_secs(1)), Wait::No, WriteMode::Auto),
+        ("append_never", SyncPolicy::Never, Wait::No, WriteMode::Auto),
+        ("append_never_file_writes", SyncPolicy::Never, Wait::No, WriteMode::File),
     ];
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     for (name, policy, wait, write_mode) in policies {

@@ -128,7 +128,7 @@ pub struct WalOptions {
     /// Damage handling on open (default `TolerateTornTail`).
     pub recovery: RecoveryMode,
     /// How records are written into the mapped segments (default
-    /// `WriteMode::File`; see there for the measurement behind it).
+    /// `WriteMode::Auto`; see there for the measurements behind it).
     pub write_mode: WriteMode,
     /// The file system (default: the operating system's).
     pub fs: Arc<dyn FileSystem>,
@@ -140,7 +140,7 @@ impl Default for WalOptions {
             segment_size: 64 << 20,
             sync: SyncPolicy::Interval(Duration::from_secs(1)),
             recovery: RecoveryMode::TolerateTornTail,
-            write_mode: WriteMode::File,
+            write_mode: WriteMode::Auto,
             fs: Arc::new(OsFileSystem),
         }
     }

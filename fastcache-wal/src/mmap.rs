@@ -9,11 +9,9 @@
 //! and out (`read`, `write`) or lend a slice for the duration of one closure
 //! call (`read_with`). A `write` is either a store into the mapping
 //! (`WriteMode::Mmap`) or a `pwrite` into the page cache pages the mapping
-//! shows (`WriteMode::File`, the default: on ext4 a page dirtied through a
-//! mapping costs a write fault and makes the next `fdatasync` commit the
-//! journal, about 3× slower for small syncs); for the argument below the
-//! two are the same — bytes change under `write_lock`, in ranges no
-//! lock-free reader looks at. No reference into the mapping escapes a method call,
+//! shows (`WriteMode::File`; see `WriteMode` for when each is faster); for
+//! the argument below the two are the same — bytes change under
+//! `write_lock`, in ranges no lock-free reader looks at. No reference into the mapping escapes a method call,
 //! so no slice can outlive the mapping, and the mapping (owned by the
 //! region) is unmapped only when the region is dropped.
 //!
@@ -109,7 +107,7 @@ impl MmapRegion {
         let map = options.map_raw(file)?;
         let file = match mode {
             WriteMode::File => Some(file.try_clone()?),
-            WriteMode::Mmap => None,
+            WriteMode::Mmap | WriteMode::Auto => None,
         };
         Ok(MmapRegion {
             map,

@@ -531,7 +531,7 @@ mod tests {
         b[..64].copy_from_slice(&segment::encode_header(first_lsn, size as u64));
         let mut off = 64;
         for (i, (p, more)) in records.iter().enumerate() {
-            let h = encode_header(p.len() as u32, *more, first_lsn + i as u64, crc32c::crc32c(p));
+            let h = encode_header(p, *more, first_lsn + i as u64);
             b[off..off + 16].copy_from_slice(&h);
             b[off + 16..off + 16 + p.len()].copy_from_slice(p);
             off += 16 + p.len();

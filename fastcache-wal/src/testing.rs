@@ -48,6 +48,8 @@ struct State {
     fail_allocation_at: Option<u64>,
     /// Every sync operation takes at least this long (a slow disk).
     sync_delay: std::time::Duration,
+    /// Writes through a mapping fail (EIO) while set.
+    fail_writes: bool,
 }
 
 #[derive(Default)]
@@ -151,6 +153,12 @@ impl FaultFs {
     pub fn fail_allocation_in(&self, n: u64) {
         let mut st = self.state.lock();
         st.fail_allocation_at = Some(st.allocations + n);
+    }
+
+    /// Writes into mapped segments fail with EIO while set (a failing
+    /// `pwrite`).
+    pub fn set_fail_writes(&self, fail: bool) {
+        self.state.lock().fail_writes = fail;
     }
 
     /// Makes every sync operation take at least `delay` (a slow disk).
@@ -425,6 +433,9 @@ impl MappedRegion for FaultRegion {
     fn write(&self, offset: u64, parts: &[&[u8]]) -> io::Result<()> {
         let total: u64 = parts.iter().map(|p| p.len() as u64).sum();
         let (mut at, _) = self.check(offset, total)?;
+        if self.fs.state.lock().fail_writes {
+            return Err(io::Error::other("injected write failure (EIO)"));
+        }
         let mut images = self.node.data.lock();
         let published = self.published.load(Ordering::Relaxed);
         if !(offset + total <= self.frozen_from || offset >= published) {

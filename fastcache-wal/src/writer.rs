@@ -110,6 +110,10 @@ impl Core {
     /// Opens (or creates) the log in `dir`: lock, recover, start threads.
     pub(crate) fn open(dir: &Path, opts: WalOptions) -> Result<(Arc<Core>, Vec<JoinHandle<()>>, OpenReport)> {
         let fs = opts.fs.clone();
+        let mut opts = opts;
+        if opts.write_mode == WriteMode::Auto {
+            opts.write_mode = if opts.sync == SyncPolicy::Always { WriteMode::File } else { WriteMode::Mmap };
+        }
         if opts.segment_size < MIN_SEGMENT_SIZE {
             return Err(Error::io(
                 "open",
@@ -303,10 +307,10 @@ impl Core {
 
     /// Appends `payloads` as one batch; returns the last LSN.
     pub(crate) fn append_batch(&self, payloads: &[&[u8]]) -> Result<Lsn> {
-        let Some((last_payload, _)) = payloads.split_last() else {
+        if payloads.is_empty() {
             self.check_usable()?;
             return Ok(self.last_lsn.load(Ordering::Acquire));
-        };
+        }
         let max = max_record(self.segment_size);
         let mut total = 0u64;
         let mut payload_bytes = 0u64;
@@ -320,18 +324,6 @@ impl Core {
         if total > max + HEADER_LEN as u64 {
             return Err(Error::RecordTooLarge { len: total, max: max + HEADER_LEN as u64 });
         }
-        // Hash the payloads before taking the lock; only 12 bytes per record
-        // are hashed under it.
-        let single_crc;
-        let many_crcs: Vec<u32>;
-        let crcs: &[u32] = if payloads.len() == 1 {
-            single_crc = [crc32c::crc32c(last_payload)];
-            &single_crc
-        } else {
-            many_crcs = payloads.iter().map(|p| crc32c::crc32c(p)).collect();
-            &many_crcs
-        };
-
         let mut w = self.writer.lock();
         self.check_usable()?;
         let size = w.active.region.len();
@@ -341,9 +333,9 @@ impl Core {
         let first = w.next_lsn;
         let mut off = w.offset;
         let n = payloads.len();
-        for (i, (p, crc)) in payloads.iter().zip(crcs).enumerate() {
+        for (i, p) in payloads.iter().enumerate() {
             let lsn = first + i as u64;
-            let header = record::encode_header(p.len() as u32, i + 1 < n, lsn, *crc);
+            let header = record::encode_header(p, i + 1 < n, lsn);
             if let Err(e) = w.active.region.write(off, &[&header, p]) {
                 let err = Error::io("write record", &w.active.path, e);
                 self.poison(&err);

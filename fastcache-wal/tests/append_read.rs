@@ -8,12 +8,20 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use fastcache_wal::testing::FaultFs;
-use fastcache_wal::{Error, SyncPolicy, Wal};
+use fastcache_wal::{Error, SyncPolicy, Wal, WalOptions, WriteMode};
 
 #[test]
 fn records_round_trip_through_reopen_on_the_real_file_system() -> TestResult {
+    for write_mode in [WriteMode::File, WriteMode::Mmap] {
+        round_trip(write_mode)?;
+    }
+    Ok(())
+}
+
+fn round_trip(write_mode: WriteMode) -> TestResult {
     let dir = tempfile::tempdir()?;
-    let (wal, report) = Wal::open(dir.path(), os_opts(32 << 10, SyncPolicy::Always))?;
+    let opts = || WalOptions { write_mode, ..os_opts(32 << 10, SyncPolicy::Always) };
+    let (wal, report) = Wal::open(dir.path(), opts())?;
     assert_eq!((report.records, report.first_lsn, report.last_lsn, report.segments), (0, 0, 0, 1));
     assert_eq!(wal.append(b"")?, 1, "an empty payload is a record");
     for lsn in 2..=500 {
@@ -24,7 +32,7 @@ fn records_round_trip_through_reopen_on_the_real_file_system() -> TestResult {
     assert_eq!(wal.last_lsn(), 503);
     wal.close()?;
 
-    let (wal, report) = Wal::open(dir.path(), os_opts(32 << 10, SyncPolicy::Always))?;
+    let (wal, report) = Wal::open(dir.path(), opts())?;
     assert_eq!((report.records, report.first_lsn, report.last_lsn, report.truncated_bytes), (503, 1, 503, 0));
     assert!(report.segments >= 2, "500 records of ~116 bytes need two 32 KiB segments");
     assert_eq!(wal.durable_lsn(), 503, "everything recovered is durable");

@@ -43,6 +43,24 @@ fn a_failed_sync_poisons_the_log_and_is_never_retried() -> TestResult {
 }
 
 #[test]
+fn a_failed_write_poisons_the_log() -> TestResult {
+    let fs = FaultFs::new();
+    let (wal, _) = Wal::open(&wal_dir(), fault_opts(&fs, 1 << 16, SyncPolicy::Always))?;
+    let a = wal.append(b"kept")?;
+    wal.wait_durable_blocking(a)?;
+    fs.set_fail_writes(true);
+    assert!(matches!(wal.append(b"lost"), Err(Error::Io { op: "write record", .. })));
+    fs.set_fail_writes(false);
+    assert!(matches!(wal.append(b"x"), Err(Error::Poisoned { .. })), "a healed disk does not un-poison");
+    assert_eq!(wal.last_lsn(), a, "the failed record took no LSN");
+    drop(wal);
+    let (wal, report) = Wal::open(&wal_dir(), fault_opts(&fs.crash(), 1 << 16, SyncPolicy::Always))?;
+    assert_eq!(report.records, 1);
+    wal.close()?;
+    Ok(())
+}
+
+#[test]
 fn pending_waiters_receive_the_failure() -> TestResult {
     let fs = FaultFs::new();
     let (wal, _) = Wal::open(&wal_dir(), fault_opts(&fs, 1 << 16, SyncPolicy::Always))?;
