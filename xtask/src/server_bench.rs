@@ -1,11 +1,25 @@
 //! `cargo xtask bench` — FastCache against Redis with the same
-//! `redis-benchmark` runs, side by side.
+//! `redis-benchmark` runs, side by side. Three parts, each its own table:
 //!
-//! Both servers run on this machine on free 127.0.0.1 ports with
-//! persistence off; the runs alternate between them round by round so that
-//! drift in the machine's load hits both alike, and each row reports the
-//! median of the rounds.
+//! - `memory`: both servers with persistence off (FastCache
+//!   `ENABLE_PERSISTENCE=false`, Redis `--appendonly no --save ''`); SET,
+//!   GET, ZADD, LPUSH at `-P 1` and SET/GET at `-P 16`.
+//! - `persistence`: SET with the log on — FastCache `WAL_FSYNC=always` vs
+//!   Redis `--appendfsync always`, FastCache `WAL_FSYNC=interval` (1 s) vs
+//!   Redis `--appendfsync everysec`, at `-P 1` and `-P 16`, and FastCache
+//!   `always` vs FastCache with persistence off at `-P 16`.
+//! - `restart`: both servers filled with N logged SETs (default 2,000,000),
+//!   stopped, and restarted on the same directory; the time from spawn until
+//!   PING answers `+PONG` with the data loaded.
+//!
+//! Servers run on this machine on free 127.0.0.1 ports, each with a fresh
+//! data directory in a scratch directory removed at the end; the runs
+//! alternate between the servers round by round so that drift in the
+//! machine's load hits both alike, and each row reports the median of the
+//! rounds. Every server is stopped on success and on error (drop guards),
+//! and every wait is bounded.
 
+use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -15,33 +29,101 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-/// The benchmark's settings (`cargo xtask bench --requests N --rounds R`).
+const USAGE: &str = "usage: cargo xtask bench [--requests N] [--rounds R] [--restart-writes N] \
+                     [--only PARTS | --skip PARTS] (PARTS: comma-separated memory,persistence,restart) \
+                     | bench engine [criterion args]";
+
+/// The parts of the benchmark, each printing its own table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// Persistence off on both sides.
+    Memory,
+    /// SET throughput with the log on (always / interval vs always / everysec).
+    Persistence,
+    /// Restart time after N logged writes.
+    Restart,
+}
+
+impl Part {
+    const ALL: [Part; 3] = [Part::Memory, Part::Persistence, Part::Restart];
+
+    fn name(self) -> &'static str {
+        match self {
+            Part::Memory => "memory",
+            Part::Persistence => "persistence",
+            Part::Restart => "restart",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Part> {
+        Ok(match s.trim().to_ascii_lowercase().as_str() {
+            "memory" | "off" | "no-persistence" => Part::Memory,
+            "persistence" | "fsync" | "wal" | "aof" => Part::Persistence,
+            "restart" | "recovery" => Part::Restart,
+            other => bail!("unknown bench part {other:?}; the parts are memory, persistence, restart"),
+        })
+    }
+
+    fn parse_list(s: &str) -> Result<Vec<Part>> {
+        s.split(',').filter(|p| !p.trim().is_empty()).map(Part::parse).collect()
+    }
+}
+
+/// The benchmark's settings (`cargo xtask bench --requests N --rounds R …`).
 struct Options {
     requests: u64,
     rounds: usize,
+    /// SETs logged before the restart measurement.
+    restart_writes: u64,
+    /// The parts to run, in order.
+    parts: Vec<Part>,
 }
 
 impl Options {
     fn parse(args: &[String]) -> Result<Options> {
-        let mut o = Options { requests: 200_000, rounds: 3 };
+        let mut o = Options { requests: 200_000, rounds: 3, restart_writes: 2_000_000, parts: Vec::new() };
+        let (mut only, mut skip): (Option<Vec<Part>>, Vec<Part>) = (None, Vec::new());
         let mut it = args.iter();
         while let Some(a) = it.next() {
-            let mut value = |name: &str| -> Result<u64> {
-                let v = it.next().with_context(|| format!("{name} needs a value"))?;
+            // `--flag value` or `--flag=value`.
+            let (flag, inline) = match a.split_once('=') {
+                Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+                _ => (a.as_str(), None),
+            };
+            let mut value = |name: &str| -> Result<String> {
+                match &inline {
+                    Some(v) => Ok(v.clone()),
+                    None => it.next().cloned().with_context(|| format!("{name} needs a value; {USAGE}")),
+                }
+            };
+            let number = |name: &str, v: String| -> Result<u64> {
                 v.parse().with_context(|| format!("{name} {v:?}: expected a positive integer"))
             };
-            match a.as_str() {
+            match flag {
                 "server" => {}
-                "--requests" | "-n" => o.requests = value("--requests")?.max(1000),
-                "--rounds" => o.rounds = value("--rounds")?.clamp(1, 20) as usize,
-                other => bail!("unknown bench option {other:?}; usage: cargo xtask bench [--requests N] [--rounds R] | bench engine [criterion args]"),
+                "--requests" | "-n" => o.requests = number("--requests", value("--requests")?)?.max(1000),
+                "--rounds" => o.rounds = number("--rounds", value("--rounds")?)?.clamp(1, 20) as usize,
+                "--restart-writes" => {
+                    o.restart_writes = number("--restart-writes", value("--restart-writes")?)?.max(1000);
+                }
+                "--only" => only.get_or_insert_with(Vec::new).extend(Part::parse_list(&value("--only")?)?),
+                "--skip" => skip.extend(Part::parse_list(&value("--skip")?)?),
+                other => bail!("unknown bench option {other:?}; {USAGE}"),
             }
+        }
+        o.parts = Part::ALL
+            .into_iter()
+            .filter(|p| only.as_ref().is_none_or(|only| only.contains(p)) && !skip.contains(p))
+            .collect();
+        if o.parts.is_empty() {
+            bail!("--only/--skip leave nothing to run; {USAGE}");
         }
         Ok(o)
     }
 }
 
-/// One comparison row: a label and the redis-benchmark arguments.
+/// One comparison row of the `memory` table: a label and the
+/// redis-benchmark arguments.
 struct Row {
     label: &'static str,
     /// The test name in redis-benchmark's CSV.
@@ -60,11 +142,86 @@ const ROWS: &[Row] = &[
     Row { label: "LPUSH", test: "LPUSH", pipeline: 1, scale: 1 },
 ];
 
+/// The servers of the `persistence` table, indexes into [`PersistRow`].
+const P_FC_ALWAYS: usize = 0;
+const P_REDIS_ALWAYS: usize = 1;
+const P_FC_INTERVAL: usize = 2;
+const P_REDIS_EVERYSEC: usize = 3;
+const P_FC_OFF: usize = 4;
+
+/// One row of the `persistence` table: SET on server `a` vs server `b`.
+struct PersistRow {
+    label: &'static str,
+    a: usize,
+    b: usize,
+    pipeline: u32,
+    /// Requests as a multiple of `--requests`.
+    scale: u64,
+    /// The ratio a / b the issue asks for (at least).
+    target: f64,
+}
+
+const PERSIST_ROWS: &[PersistRow] = &[
+    PersistRow {
+        label: "always / Redis always",
+        a: P_FC_ALWAYS,
+        b: P_REDIS_ALWAYS,
+        pipeline: 1,
+        scale: 1,
+        target: 1.5,
+    },
+    PersistRow {
+        label: "always / Redis always",
+        a: P_FC_ALWAYS,
+        b: P_REDIS_ALWAYS,
+        pipeline: 16,
+        scale: 5,
+        target: 1.0,
+    },
+    PersistRow {
+        label: "interval / Redis everysec",
+        a: P_FC_INTERVAL,
+        b: P_REDIS_EVERYSEC,
+        pipeline: 1,
+        scale: 1,
+        target: 1.0,
+    },
+    PersistRow {
+        label: "interval / Redis everysec",
+        a: P_FC_INTERVAL,
+        b: P_REDIS_EVERYSEC,
+        pipeline: 16,
+        scale: 5,
+        target: 1.0,
+    },
+    PersistRow { label: "always / FastCache off", a: P_FC_ALWAYS, b: P_FC_OFF, pipeline: 16, scale: 5, target: 0.85 },
+];
+
+/// Restart must take at most this fraction of Redis' time.
+const RESTART_TARGET: f64 = 0.5;
+
 const CLIENTS: u32 = 50;
-const KEYSPACE: u32 = 100_000;
+const KEYSPACE: u64 = 100_000;
 const VALUE_SIZE: u32 = 64;
+/// Pipeline depth of the restart part's fill.
+const FILL_PIPELINE: u32 = 64;
 /// Longest a single redis-benchmark run may take.
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
+/// Longest an empty server may take to answer PING.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// Longest a server may take to exit once asked to.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Longest a fill of `writes` SETs may take (at least 20k SET/s).
+fn fill_timeout(writes: u64) -> Duration {
+    RUN_TIMEOUT + Duration::from_secs(writes / 20_000)
+}
+
+/// Longest a restart that loads `writes` logged SETs may take (at least 10k
+/// records/s).
+fn restart_timeout(writes: u64) -> Duration {
+    Duration::from_secs(120 + writes / 10_000)
+}
 
 /// One redis-benchmark result.
 #[derive(Debug, Clone, Copy)]
@@ -75,39 +232,283 @@ struct Sample {
     p99_ms: f64,
 }
 
-/// A server process we started; stopped (SHUTDOWN, then kill) on drop, so
-/// an error anywhere in the benchmark still cleans up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    FastCache,
+    Redis,
+}
+
+/// Which log the server keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Persist {
+    /// None (FastCache `ENABLE_PERSISTENCE=false`, Redis `--appendonly no`).
+    Off,
+    /// `WAL_FSYNC=always` / `--appendfsync always`.
+    Always,
+    /// `WAL_FSYNC=interval` with `WAL_FLUSH_INTERVAL=1s` / `--appendfsync everysec`.
+    Interval,
+}
+
+/// How to start one server: its program, environment and arguments, data
+/// directory and log file. Starting it again reuses the data directory.
+struct Spec {
+    name: &'static str,
+    kind: Kind,
+    persist: Persist,
+    program: PathBuf,
+    env: Vec<(&'static str, String)>,
+    /// Arguments after `--port N` (Redis; FastCache takes none).
+    args: Vec<String>,
+    data: PathBuf,
+    /// stdout/stderr of every start, appended.
+    log: PathBuf,
+}
+
+impl Spec {
+    fn fastcache(bin: &Path, name: &'static str, persist: Persist, dir: &Path, slug: &str) -> Spec {
+        let mut env = vec![("FASTCACHE_PORT", "0".to_string()), ("FASTCACHE_BIND", "127.0.0.1".to_string())];
+        match persist {
+            Persist::Off => env.push(("ENABLE_PERSISTENCE", "false".into())),
+            Persist::Always => {
+                env.extend([("ENABLE_PERSISTENCE", "true".into()), ("WAL_FSYNC", "always".into())]);
+            }
+            Persist::Interval => env.extend([
+                ("ENABLE_PERSISTENCE", "true".into()),
+                ("WAL_FSYNC", "interval".into()),
+                ("WAL_FLUSH_INTERVAL", "1s".into()),
+            ]),
+        }
+        let data = dir.join(format!("{slug}-data"));
+        env.push(("FASTCACHE_METRICS_ADDR", "off".into()));
+        env.push(("PERSISTENCE_DIR", data.display().to_string()));
+        Spec {
+            name,
+            kind: Kind::FastCache,
+            persist,
+            program: bin.to_path_buf(),
+            env,
+            args: Vec::new(),
+            data,
+            log: dir.join(format!("{slug}.log")),
+        }
+    }
+
+    fn redis(name: &'static str, persist: Persist, dir: &Path, slug: &str) -> Spec {
+        let data = dir.join(format!("{slug}-data"));
+        let mut args: Vec<String> = ["--bind", "127.0.0.1", "--save", ""].map(String::from).to_vec();
+        match persist {
+            Persist::Off => args.extend(["--appendonly", "no"].map(String::from)),
+            Persist::Always | Persist::Interval => args.extend(
+                [
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    if persist == Persist::Always { "always" } else { "everysec" },
+                    "--aof-use-rdb-preamble",
+                    "no",
+                    // No background rewrite (a fork) in the middle of a timed
+                    // run, and the restart part loads the log as written.
+                    "--auto-aof-rewrite-percentage",
+                    "0",
+                ]
+                .map(String::from),
+            ),
+        }
+        args.extend(["--daemonize", "no", "--dir"].map(String::from));
+        args.push(data.display().to_string());
+        Spec {
+            name,
+            kind: Kind::Redis,
+            persist,
+            program: PathBuf::from("redis-server"),
+            env: Vec::new(),
+            args,
+            data,
+            log: dir.join(format!("{slug}.log")),
+        }
+    }
+
+    /// The shell command that starts this server (on `port`, for Redis).
+    fn command_line(&self, port: u16) -> String {
+        let mut words: Vec<String> = self.env.iter().map(|(k, v)| format!("{k}={}", shell_quote(v))).collect();
+        words.push(shell_quote(&self.program.display().to_string()));
+        if self.kind == Kind::Redis {
+            words.extend(["--port".to_string(), port.to_string()]);
+        }
+        words.extend(self.args.iter().map(|a| shell_quote(a)));
+        words.join(" ")
+    }
+
+    /// Starts the server and waits (at most `timeout`) until it answers
+    /// PING with `+PONG`; returns it and the time from spawn to that reply.
+    fn start(&self, timeout: Duration) -> Result<(Running, Duration)> {
+        std::fs::create_dir_all(&self.data).with_context(|| format!("creating {}", self.data.display()))?;
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .with_context(|| format!("opening {}", self.log.display()))?;
+        let port = match self.kind {
+            Kind::FastCache => 0,
+            Kind::Redis => free_port()?,
+        };
+        let mut cmd = Command::new(&self.program);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v))).stdin(Stdio::null());
+        match self.kind {
+            Kind::FastCache => cmd.stdout(Stdio::piped()).stderr(log),
+            Kind::Redis => {
+                cmd.arg("--port").arg(port.to_string()).args(&self.args);
+                cmd.stdout(log.try_clone().context("sharing the Redis log")?).stderr(log)
+            }
+        };
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let child = cmd.spawn().with_context(|| format!("starting {}", self.command_line(port)))?;
+        let mut server = Running { name: self.name, kind: self.kind, child, port, log: self.log.clone() };
+        if self.kind == Kind::FastCache {
+            // The first stdout line names the port; FastCache prints it only
+            // after replaying its log. Keep draining the rest.
+            let (tx, rx) = mpsc::channel();
+            if let Some(out) = server.child.stdout.take() {
+                std::thread::spawn(move || {
+                    let mut tx = Some(tx);
+                    for line in BufReader::new(out).lines() {
+                        let Ok(line) = line else { break };
+                        if let Some(tx) = tx.take() {
+                            let _ = tx.send(line);
+                        }
+                    }
+                });
+            }
+            let line = match rx.recv_timeout(timeout) {
+                Ok(line) => line,
+                Err(mpsc::RecvTimeoutError::Timeout) => bail!(
+                    "{} printed no listening line within {timeout:?} (still replaying its log?):\n{}",
+                    self.name,
+                    log_tail(&self.log)
+                ),
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let _ = server.child.wait_timeout(Duration::from_secs(2));
+                    bail!("{} exited during start-up:\n{}", self.name, log_tail(&self.log));
+                }
+            };
+            server.port = line
+                .contains("listening on")
+                .then(|| line.rsplit(':').next().and_then(|p| p.trim().parse::<u16>().ok()))
+                .flatten()
+                .with_context(|| format!("{} did not report its port (said {line:?})", self.name))?;
+        }
+        wait_pong(&mut server, deadline, timeout)?;
+        Ok((server, started.elapsed()))
+    }
+
+    /// Checks through INFO that the server runs with the log this spec
+    /// asks for (a wrong variable name would silently bench something else).
+    fn verify(&self, port: u16) -> Result<()> {
+        let info = info(port, "persistence")?;
+        let (field, want) = match (self.kind, self.persist) {
+            (Kind::FastCache, Persist::Off) => ("fastcache_persistence", "disabled"),
+            (Kind::FastCache, Persist::Always) => ("wal_fsync", "always"),
+            (Kind::FastCache, Persist::Interval) => ("wal_fsync", "interval"),
+            (Kind::Redis, Persist::Off) => ("aof_enabled", "0"),
+            (Kind::Redis, _) => ("aof_enabled", "1"),
+        };
+        let got = info_field(&info, field);
+        if got != Some(want) {
+            bail!("{} reports {field}:{} in INFO persistence, expected {want}", self.name, got.unwrap_or("(missing)"));
+        }
+        Ok(())
+    }
+}
+
+/// `s` quoted for a POSIX shell when it needs to be.
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "_./:=,+-".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// The last lines of a server's log, for error messages.
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// `Child::wait` with a bound.
+trait WaitTimeout {
+    fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<std::process::ExitStatus>>;
+}
+
+impl WaitTimeout for Child {
+    fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<std::process::ExitStatus>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.try_wait()? {
+                return Ok(Some(st));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// A server process we started; stopped (FastCache: SIGTERM; Redis:
+/// `SHUTDOWN NOSAVE`, which keeps the AOF and writes no RDB; then kill) on
+/// drop, so an error anywhere in the benchmark still cleans up.
 struct Running {
     name: &'static str,
+    kind: Kind,
     child: Child,
     port: u16,
+    log: PathBuf,
 }
 
 impl Running {
-    fn stop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            return;
+    /// Stops the server the graceful way and checks that it exited cleanly.
+    fn stop(&mut self) -> Result<()> {
+        if let Some(st) = self.child.try_wait()? {
+            bail!("{} had already exited ({st}):\n{}", self.name, log_tail(&self.log));
         }
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
-            let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
-            let _ = s.write_all(b"SHUTDOWN NOSAVE\r\n");
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
+        let asked = match self.kind {
+            Kind::FastCache => Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success()),
+            Kind::Redis => TcpStream::connect(("127.0.0.1", self.port)).is_ok_and(|mut s| {
+                let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
+                s.write_all(b"SHUTDOWN NOSAVE\r\n").is_ok()
+            }),
+        };
+        let waited = if asked { self.child.wait_timeout(STOP_TIMEOUT)? } else { None };
+        match waited {
+            Some(st) if st.success() => Ok(()),
+            Some(st) => bail!("{} exited with {st} when stopped:\n{}", self.name, log_tail(&self.log)),
+            None => {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                if asked {
+                    bail!("{} did not stop within {STOP_TIMEOUT:?}; killed it", self.name)
+                }
+                bail!("could not ask {} to stop; killed it", self.name)
             }
-            std::thread::sleep(Duration::from_millis(50));
         }
-        eprintln!("{} did not stop after SHUTDOWN; killing it", self.name);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.stop();
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        if let Err(e) = self.stop() {
+            eprintln!("{e:#}");
+        }
     }
 }
 
@@ -157,13 +558,12 @@ fn free_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-/// Waits until the server on `port` answers PING, or fails.
-fn wait_ready(server: &mut Running, log: &Path) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(20);
+/// Polls PING until the server answers `+PONG` (Redis answers `-LOADING`
+/// while it loads its AOF), or fails at `deadline`.
+fn wait_pong(server: &mut Running, deadline: Instant, timeout: Duration) -> Result<()> {
     loop {
-        if let Ok(Some(st)) = server.child.try_wait() {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
-            bail!("{} exited during start-up ({st}):\n{text}", server.name);
+        if let Some(st) = server.child.try_wait()? {
+            bail!("{} exited during start-up ({st}):\n{}", server.name, log_tail(&server.log));
         }
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", server.port)) {
             let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
@@ -173,72 +573,75 @@ fn wait_ready(server: &mut Running, log: &Path) -> Result<()> {
             }
         }
         if Instant::now() > deadline {
-            bail!("{} on port {} did not answer PING within 20 s", server.name, server.port);
+            bail!("{} on port {} did not answer PING with +PONG within {timeout:?}", server.name, server.port);
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
-fn start_fastcache(bin: &Path, dir: &Path) -> Result<Running> {
-    let log = dir.join("fastcache.log");
-    let mut child = Command::new(bin)
-        .env("FASTCACHE_PORT", "0")
-        .env("FASTCACHE_BIND", "127.0.0.1")
-        .env("ENABLE_PERSISTENCE", "false")
-        .env("FASTCACHE_METRICS_ADDR", "off")
-        .env("PERSISTENCE_DIR", dir.join("fastcache-data"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).context("creating the FastCache log")?)
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    // The first stdout line names the port; keep draining the rest.
-    let (tx, rx) = mpsc::channel();
-    if let Some(out) = child.stdout.take() {
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if let Some(tx) = tx.take() {
-                    let _ = tx.send(line);
-                }
+/// A RESP reply, as far as the bench needs one.
+#[derive(Debug, PartialEq)]
+enum Reply {
+    Status(String),
+    Error(String),
+    Int(i64),
+    Bulk(Option<Vec<u8>>),
+}
+
+/// Sends one command and reads its reply (no arrays).
+fn call(port: u16, argv: &[&str]) -> Result<Reply> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).with_context(|| format!("connecting to port {port}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    s.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let mut req = format!("*{}\r\n", argv.len());
+    for a in argv {
+        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    s.write_all(req.as_bytes())?;
+    read_reply(&mut BufReader::new(s)).with_context(|| format!("{} on port {port}", argv.join(" ")))
+}
+
+fn read_reply(r: &mut impl BufRead) -> Result<Reply> {
+    let mut line = String::new();
+    r.read_line(&mut line)?;
+    let line = line.strip_suffix("\r\n").with_context(|| format!("truncated reply {line:?}"))?;
+    let (kind, rest) = line.split_at_checked(1).context("empty reply")?;
+    Ok(match kind {
+        "+" => Reply::Status(rest.into()),
+        "-" => Reply::Error(rest.into()),
+        ":" => Reply::Int(rest.parse().with_context(|| format!("bad integer reply {line:?}"))?),
+        "$" => {
+            let len: i64 = rest.parse().with_context(|| format!("bad bulk length {line:?}"))?;
+            if len < 0 {
+                Reply::Bulk(None)
+            } else {
+                let mut buf = vec![0; len as usize + 2];
+                r.read_exact(&mut buf)?;
+                buf.truncate(len as usize);
+                Reply::Bulk(Some(buf))
             }
-        });
-    }
-    let port = rx
-        .recv_timeout(Duration::from_secs(20))
-        .ok()
-        .filter(|l| l.contains("listening on"))
-        .and_then(|l| l.rsplit(':').next().and_then(|p| p.trim().parse::<u16>().ok()));
-    let Some(port) = port else {
-        let _ = child.kill();
-        let _ = child.wait();
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        bail!("FastCache did not report its port:\n{text}");
-    };
-    let mut server = Running { name: "FastCache", child, port };
-    wait_ready(&mut server, &log)?;
-    Ok(server)
+        }
+        _ => bail!("unexpected reply {line:?}"),
+    })
 }
 
-fn start_redis(dir: &Path) -> Result<Running> {
-    let port = free_port()?;
-    let log = dir.join("redis.log");
-    let redis_dir = dir.join("redis-data");
-    std::fs::create_dir_all(&redis_dir)?;
-    let port_s = port.to_string();
-    let child = Command::new("redis-server")
-        .args(["--port", &port_s, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"])
-        .arg("--dir")
-        .arg(&redis_dir)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).context("creating the Redis log")?)
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("starting redis-server")?;
-    let mut server = Running { name: "Redis", child, port };
-    wait_ready(&mut server, &log)?;
-    Ok(server)
+fn dbsize(port: u16) -> Result<u64> {
+    match call(port, &["DBSIZE"])? {
+        Reply::Int(n) if n >= 0 => Ok(n as u64),
+        other => bail!("DBSIZE answered {other:?}"),
+    }
+}
+
+fn info(port: u16, section: &str) -> Result<String> {
+    match call(port, &["INFO", section])? {
+        Reply::Bulk(Some(b)) => Ok(String::from_utf8_lossy(&b).into_owned()),
+        other => bail!("INFO {section} answered {other:?}"),
+    }
+}
+
+/// The value of `field` in INFO text.
+fn info_field<'a>(info: &'a str, field: &str) -> Option<&'a str> {
+    info.lines().find_map(|l| l.strip_prefix(field).and_then(|r| r.strip_prefix(':'))).map(str::trim)
 }
 
 /// The version number `tool --version` prints: `redis-server` says
@@ -281,27 +684,54 @@ fn parse_csv(text: &str, test: &str) -> Result<Sample> {
     bail!("no {test:?} row in redis-benchmark's output:\n{text}")
 }
 
-/// Runs one redis-benchmark against `port`.
-fn run_benchmark(port: u16, row: &Row, requests: u64) -> Result<Sample> {
-    let args = [
-        "-h".to_string(),
-        "127.0.0.1".to_string(),
-        "-p".to_string(),
-        port.to_string(),
-        "-t".to_string(),
-        row.test.to_ascii_lowercase(),
-        "-c".to_string(),
-        CLIENTS.to_string(),
-        "-P".to_string(),
-        row.pipeline.to_string(),
-        "-n".to_string(),
-        (requests * row.scale).to_string(),
-        "-r".to_string(),
-        KEYSPACE.to_string(),
-        "-d".to_string(),
-        VALUE_SIZE.to_string(),
-        "--csv".to_string(),
-    ];
+/// One redis-benchmark run's parameters.
+struct Bench {
+    /// The test name in redis-benchmark's CSV (`-t` takes it in lower case).
+    test: &'static str,
+    pipeline: u32,
+    requests: u64,
+    keyspace: u64,
+}
+
+impl Bench {
+    /// The arguments against `port` (a number, or a placeholder to print).
+    fn args(&self, port: &str) -> Vec<String> {
+        [
+            "-h",
+            "127.0.0.1",
+            "-p",
+            port,
+            "-t",
+            &self.test.to_ascii_lowercase(),
+            "-c",
+            &CLIENTS.to_string(),
+            "-P",
+            &self.pipeline.to_string(),
+            "-n",
+            &self.requests.to_string(),
+            "-r",
+            &self.keyspace.to_string(),
+            "-d",
+            &VALUE_SIZE.to_string(),
+            "--csv",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    fn command_line(&self, port: &str) -> String {
+        format!("redis-benchmark {}", self.args(port).join(" "))
+    }
+}
+
+/// Runs one redis-benchmark against `server`, for at most `timeout`;
+/// fails as soon as the server exits (redis-benchmark would keep trying to
+/// reconnect until the timeout).
+fn run_benchmark(server: &mut Running, bench: &Bench, timeout: Duration) -> Result<Sample> {
+    if let Some(st) = server.child.try_wait()? {
+        bail!("{} is not running ({st}):\n{}", server.name, log_tail(&server.log));
+    }
+    let args = bench.args(&server.port.to_string());
     let mut child = Command::new("redis-benchmark")
         .args(&args)
         .stdin(Stdio::null())
@@ -320,15 +750,19 @@ fn run_benchmark(port: u16, row: &Row, requests: u64) -> Result<Sample> {
     };
     let out = drain(child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
     let err = drain(child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
-    let deadline = Instant::now() + RUN_TIMEOUT;
+    let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(st) = child.try_wait()? {
             break st;
         }
-        if Instant::now() > deadline {
+        let died = server.child.try_wait()?;
+        if died.is_some() || Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            bail!("redis-benchmark {} did not finish within {RUN_TIMEOUT:?}", args.join(" "));
+            if let Some(st) = died {
+                bail!("{} exited during redis-benchmark ({st}):\n{}", server.name, log_tail(&server.log));
+            }
+            bail!("redis-benchmark {} did not finish within {timeout:?}", args.join(" "));
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -340,7 +774,7 @@ fn run_benchmark(port: u16, row: &Row, requests: u64) -> Result<Sample> {
     if err.contains("Error") || out.contains("Error") {
         bail!("redis-benchmark {} reported errors:\n{out}{err}", args.join(" "));
     }
-    parse_csv(&out, row.test)
+    parse_csv(&out, bench.test)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -370,8 +804,30 @@ fn thousands(x: f64) -> String {
     out
 }
 
-/// Builds the release server, starts FastCache and Redis, runs every row
-/// against both, prints the table, and stops both servers.
+/// `met` or `MISSED` for a ratio against its target.
+fn verdict(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "MISSED"
+    }
+}
+
+fn progress(round: usize, rounds: usize, label: &str, name: &str, s: &Sample) {
+    eprintln!(
+        "round {}/{} {:<34} {:<18} {:>12} ops/s  p50 {:.3} ms  p99 {:.3} ms",
+        round + 1,
+        rounds,
+        label,
+        name,
+        thousands(s.rps),
+        s.p50_ms,
+        s.p99_ms
+    );
+}
+
+/// Builds the release server once, then runs the selected parts, each
+/// printing its table.
 pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let opts = Options::parse(args)?;
     crate::cargo(&["build", "--release", "-p", "fastcache-server"])?;
@@ -384,9 +840,6 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
 
     let scratch = Scratch(std::env::temp_dir().join(format!("fastcache-bench-{}", std::process::id())));
     std::fs::create_dir_all(&scratch.0).with_context(|| format!("creating {}", scratch.0.display()))?;
-    let fastcache = start_fastcache(&bin, &scratch.0)?;
-    let redis = start_redis(&scratch.0)?;
-    let servers = [&fastcache, &redis];
 
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
@@ -395,6 +848,45 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         version_of("redis-server"),
         version_of("redis-benchmark"),
     );
+    println!(
+        "parts: {} (choose with --only/--skip memory,persistence,restart); scratch directory {}",
+        opts.parts.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "),
+        scratch.0.display()
+    );
+    let started = Instant::now();
+    for part in &opts.parts {
+        let dir = scratch.0.join(part.name());
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        println!();
+        match part {
+            Part::Memory => memory_part(&bin, &dir, &opts)?,
+            Part::Persistence => persistence_part(&bin, &dir, &opts)?,
+            Part::Restart => restart_part(&bin, &dir, &opts)?,
+        }
+        // Each part's logs and data go as soon as it is done.
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    println!();
+    println!("(benchmark time {:.0} s)", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Both servers with persistence off, every row of [`ROWS`].
+fn memory_part(bin: &Path, dir: &Path, opts: &Options) -> Result<()> {
+    let specs = [
+        Spec::fastcache(bin, "FastCache", Persist::Off, dir, "fastcache"),
+        Spec::redis("Redis", Persist::Off, dir, "redis"),
+    ];
+    let mut servers = Vec::new();
+    for spec in &specs {
+        let (server, _) = spec.start(START_TIMEOUT)?;
+        spec.verify(server.port)?;
+        servers.push(server);
+    }
+    println!("memory: persistence off on both sides");
+    for (spec, server) in specs.iter().zip(&servers) {
+        println!("  {:<9} {}", spec.name, spec.command_line(server.port));
+    }
     println!(
         "{CLIENTS} clients, {} requests per run ({}× for -P 16), -r {KEYSPACE}, -d {VALUE_SIZE}, persistence off; median of {} round(s), servers alternating",
         opts.requests,
@@ -406,27 +898,25 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let mut results: Vec<[Vec<Sample>; 2]> = ROWS.iter().map(|_| [Vec::new(), Vec::new()]).collect();
     for round in 0..opts.rounds {
         for (r, row) in ROWS.iter().enumerate() {
+            let bench = Bench {
+                test: row.test,
+                pipeline: row.pipeline,
+                requests: opts.requests * row.scale,
+                keyspace: KEYSPACE,
+            };
             // Alternate who goes first so neither always runs on a warmer machine.
             let order: [usize; 2] = if (round + r) % 2 == 0 { [0, 1] } else { [1, 0] };
             for &s in &order {
-                let sample = run_benchmark(servers[s].port, row, opts.requests)
+                let sample = run_benchmark(&mut servers[s], &bench, RUN_TIMEOUT)
                     .with_context(|| format!("{} on {}", row.label, servers[s].name))?;
-                eprintln!(
-                    "round {}/{} {:<10} {:<9} {:>12} ops/s  p50 {:.3} ms  p99 {:.3} ms",
-                    round + 1,
-                    opts.rounds,
-                    row.label,
-                    servers[s].name,
-                    thousands(sample.rps),
-                    sample.p50_ms,
-                    sample.p99_ms
-                );
+                progress(round, opts.rounds, row.label, servers[s].name, &sample);
                 results[r][s].push(sample);
             }
         }
     }
-    drop(redis);
-    drop(fastcache);
+    for s in &mut servers {
+        s.stop()?;
+    }
 
     println!();
     println!(
@@ -447,8 +937,270 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             rd.p99_ms
         );
     }
-    println!("(ratio = FastCache ops/s ÷ Redis ops/s; benchmark time {:.0} s)", started.elapsed().as_secs_f64());
+    println!("(ratio = FastCache ops/s ÷ Redis ops/s; {:.0} s)", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// SET with the log on, every row of [`PERSIST_ROWS`].
+fn persistence_part(bin: &Path, dir: &Path, opts: &Options) -> Result<()> {
+    // In the order of the P_* indexes.
+    let specs = [
+        Spec::fastcache(bin, "FastCache always", Persist::Always, dir, "fastcache-always"),
+        Spec::redis("Redis always", Persist::Always, dir, "redis-always"),
+        Spec::fastcache(bin, "FastCache interval", Persist::Interval, dir, "fastcache-interval"),
+        Spec::redis("Redis everysec", Persist::Interval, dir, "redis-everysec"),
+        Spec::fastcache(bin, "FastCache off", Persist::Off, dir, "fastcache-off"),
+    ];
+    let mut servers = Vec::new();
+    for spec in &specs {
+        let (server, _) = spec.start(START_TIMEOUT)?;
+        spec.verify(server.port)?;
+        servers.push(server);
+    }
+    println!("persistence: SET with the log on; each server has its own fresh data directory");
+    for (spec, server) in specs.iter().zip(&servers) {
+        println!("  {:<18} {}", spec.name, spec.command_line(server.port));
+    }
+    let scale = PERSIST_ROWS.iter().map(|r| r.scale).max().unwrap_or(1);
+    println!(
+        "  load: {} (-P 16 runs: -n {})",
+        Bench { test: "SET", pipeline: 1, requests: opts.requests, keyspace: KEYSPACE }.command_line("PORT"),
+        opts.requests * scale
+    );
+    println!("  (PORT is each server's; median of {} round(s), servers alternating)", opts.rounds);
+
+    let started = Instant::now();
+    let mut results: Vec<[Vec<Sample>; 2]> = PERSIST_ROWS.iter().map(|_| [Vec::new(), Vec::new()]).collect();
+    for round in 0..opts.rounds {
+        for (r, row) in PERSIST_ROWS.iter().enumerate() {
+            let bench =
+                Bench { test: "SET", pipeline: row.pipeline, requests: opts.requests * row.scale, keyspace: KEYSPACE };
+            let label = format!("{} -P {}", row.label, row.pipeline);
+            let order = if (round + r) % 2 == 0 { [row.a, row.b] } else { [row.b, row.a] };
+            for s in order {
+                let sample = run_benchmark(&mut servers[s], &bench, RUN_TIMEOUT)
+                    .with_context(|| format!("SET -P {} on {}", row.pipeline, servers[s].name))?;
+                progress(round, opts.rounds, &label, servers[s].name, &sample);
+                results[r][usize::from(s == row.b)].push(sample);
+            }
+        }
+    }
+    for s in &mut servers {
+        s.stop()?;
+    }
+
+    println!();
+    println!(
+        "{:<26} {:>3} {:>13} {:>13} {:>7} {:>7} {:>6}   {:>17}   {:>17}",
+        "SET: FastCache / baseline",
+        "-P",
+        "FC op/s",
+        "base op/s",
+        "ratio",
+        "target",
+        "",
+        "p50 ms FC / base",
+        "p99 ms FC / base"
+    );
+    for (row, [a, b]) in PERSIST_ROWS.iter().zip(&results) {
+        let (a, b) = (median_sample(a), median_sample(b));
+        let ratio = a.rps / b.rps;
+        println!(
+            "{:<26} {:>3} {:>13} {:>13} {:>6.2}x {:>6}x {:>6}   {:>7.3} / {:<7.3}   {:>7.3} / {:<7.3}",
+            row.label,
+            row.pipeline,
+            thousands(a.rps),
+            thousands(b.rps),
+            ratio,
+            format!("≥{:.2}", row.target),
+            verdict(ratio >= row.target),
+            a.p50_ms,
+            b.p50_ms,
+            a.p99_ms,
+            b.p99_ms
+        );
+    }
+    println!(
+        "(ratio = FastCache ops/s ÷ baseline ops/s; always = WAL_FSYNC=always vs --appendfsync always, \
+         interval = WAL_FSYNC=interval WAL_FLUSH_INTERVAL=1s vs --appendfsync everysec, \
+         FastCache off = ENABLE_PERSISTENCE=false; {:.0} s)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// What one restart measured.
+struct Restart {
+    /// Spawn to `+PONG`.
+    wall: Duration,
+    /// The server's own account of loading its log, from its log file.
+    load: Option<Duration>,
+}
+
+/// Fills both servers with `--restart-writes` logged SETs, stops them, and
+/// times restarts on the same directories.
+fn restart_part(bin: &Path, dir: &Path, opts: &Options) -> Result<()> {
+    let writes = opts.restart_writes;
+    let specs = [
+        Spec::fastcache(bin, "FastCache interval", Persist::Interval, dir, "fastcache"),
+        Spec::redis("Redis everysec", Persist::Interval, dir, "redis"),
+    ];
+    let fill = Bench { test: "SET", pipeline: FILL_PIPELINE, requests: writes, keyspace: writes };
+    let timeout = restart_timeout(writes);
+
+    // Fill both (an empty start's time is the floor under every restart).
+    let mut empty_start = Vec::new();
+    let mut filled = Vec::new();
+    let mut log_bytes = Vec::new();
+    let mut fill_rps = Vec::new();
+    println!("restart: {} logged SETs, then stop and restart on the same directory", thousands(writes as f64));
+    for spec in &specs {
+        let (mut server, t) = spec.start(START_TIMEOUT)?;
+        spec.verify(server.port)?;
+        println!("  {:<18} {}", spec.name, spec.command_line(server.port));
+        println!("  {:<18} {}", "  fill", fill.command_line(&server.port.to_string()));
+        let sample = run_benchmark(&mut server, &fill, fill_timeout(writes))
+            .with_context(|| format!("filling {} with {writes} SETs", spec.name))?;
+        eprintln!("filled {} at {} SET/s", spec.name, thousands(sample.rps));
+        let keys = dbsize(server.port)?;
+        let info = info(server.port, "persistence")?;
+        let bytes = match spec.kind {
+            Kind::FastCache => info_field(&info, "wal_bytes_appended"),
+            Kind::Redis => info_field(&info, "aof_current_size"),
+        }
+        .and_then(|v| v.parse::<u64>().ok());
+        server.stop().with_context(|| format!("stopping {} after the fill", spec.name))?;
+        empty_start.push(t);
+        filled.push(keys);
+        log_bytes.push(bytes);
+        fill_rps.push(sample.rps);
+    }
+    println!(
+        "  stop: FastCache SIGTERM, Redis SHUTDOWN NOSAVE (the AOF stays, no RDB); restart: the same command \
+         (Redis on a fresh free --port); timed from spawn until PING answers +PONG (bound {timeout:?})"
+    );
+    // redis-benchmark seeds its key generator from the clock, so the two
+    // key sets differ; their sizes agree within a few standard deviations
+    // (about 0.3·√N for N draws over N keys).
+    let tolerance = ((writes as f64).sqrt() * 3.0).max(10.0) as u64;
+    let diff = filled[0].abs_diff(filled[1]);
+    if diff > tolerance {
+        bail!(
+            "after the fill FastCache has {} keys and Redis {}: more apart than redis-benchmark's randomness explains (±{tolerance})",
+            filled[0],
+            filled[1]
+        );
+    }
+
+    let mut restarts: [Vec<Restart>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..opts.rounds {
+        let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for &i in &order {
+            let spec = &specs[i];
+            let (mut server, wall) = spec.start(timeout).with_context(|| format!("restarting {}", spec.name))?;
+            let keys = dbsize(server.port)?;
+            server.stop().with_context(|| format!("stopping {} after its restart", spec.name))?;
+            if keys != filled[i] {
+                bail!("{} came back with {keys} keys after its restart; it had {} before", spec.name, filled[i]);
+            }
+            let text = std::fs::read_to_string(&spec.log).unwrap_or_default();
+            let load = match spec.kind {
+                Kind::FastCache => fastcache_replay_time(&text),
+                Kind::Redis => redis_load_time(&text),
+            };
+            eprintln!(
+                "round {}/{} restart {:<18} {:>8.3} s to +PONG ({} keys; load {})",
+                round + 1,
+                opts.rounds,
+                spec.name,
+                wall.as_secs_f64(),
+                thousands(keys as f64),
+                load.map_or("?".to_string(), |d| format!("{:.3} s", d.as_secs_f64()))
+            );
+            restarts[i].push(Restart { wall, load });
+        }
+    }
+
+    let wall = |i: usize| median(restarts[i].iter().map(|r| r.wall.as_secs_f64()).collect());
+    let load = |i: usize| {
+        let v: Vec<f64> = restarts[i].iter().filter_map(|r| r.load.map(|d| d.as_secs_f64())).collect();
+        if v.is_empty() {
+            "?".to_string()
+        } else {
+            format!("{:.3} s", median(v))
+        }
+    };
+    let (fc, rd) = (wall(0), wall(1));
+    let mb = |b: Option<u64>| b.map_or("?".to_string(), |b| format!("{:.1} MB", b as f64 / 1e6));
+    println!();
+    println!("{:<34} {:>14} {:>14} {:>7} {:>7} {:>6}", "restart", "FastCache", "Redis", "ratio", "target", "");
+    println!(
+        "{:<34} {:>12.3} s {:>12.3} s {:>6.2}x {:>6}x {:>6}",
+        "spawn → +PONG with data loaded",
+        fc,
+        rd,
+        fc / rd,
+        format!("≤{RESTART_TARGET:.2}"),
+        verdict(fc / rd <= RESTART_TARGET)
+    );
+    println!("{:<34} {:>14} {:>14}", "  of which loading (server's log)", load(0), load(1));
+    println!(
+        "{:<34} {:>12.3} s {:>12.3} s",
+        "empty start → +PONG",
+        empty_start[0].as_secs_f64(),
+        empty_start[1].as_secs_f64()
+    );
+    println!(
+        "{:<34} {:>14} {:>14}",
+        "keys (DBSIZE, same after restart)",
+        thousands(filled[0] as f64),
+        thousands(filled[1] as f64)
+    );
+    println!("{:<34} {:>14} {:>14}", "log written", mb(log_bytes[0]), mb(log_bytes[1]));
+    println!("{:<34} {:>14} {:>14}", "fill SET/s (-P 64)", thousands(fill_rps[0]), thousands(fill_rps[1]));
+    println!(
+        "(ratio = FastCache time ÷ Redis time, median of {} restart(s) each, alternating; \
+         key counts differ by {diff}, within redis-benchmark's randomness ±{tolerance}; \
+         log written = FastCache wal_bytes_appended, Redis aof_current_size)",
+        opts.rounds
+    );
+    Ok(())
+}
+
+/// `text` without ANSI escape sequences (tracing colours its fields).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ … final byte in @..~
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The last `crash recovery done … elapsed_ms=N` in FastCache's log.
+fn fastcache_replay_time(log: &str) -> Option<Duration> {
+    let log = strip_ansi(log);
+    let line = log.lines().rev().find(|l| l.contains("crash recovery done"))?;
+    let ms = line.split("elapsed_ms=").nth(1)?.split(|c: char| !c.is_ascii_digit()).next()?;
+    ms.parse().ok().map(Duration::from_millis)
+}
+
+/// The last `DB loaded from append only file: S seconds` in Redis' log.
+fn redis_load_time(log: &str) -> Option<Duration> {
+    let line = log.lines().rev().find(|l| l.contains("DB loaded from append only file"))?;
+    let secs = line.split("file:").nth(1)?.split_whitespace().next()?;
+    secs.parse().ok().map(Duration::from_secs_f64)
 }
 
 #[cfg(test)]
@@ -472,6 +1224,9 @@ mod tests {
         assert_eq!(thousands(999.0), "999");
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("/tmp/a-b_1"), "/tmp/a-b_1");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
     }
 
     #[test]
@@ -481,5 +1236,39 @@ mod tests {
         assert_eq!(o.ok(), Some((5000, 2)));
         assert!(Options::parse(&args(&["--bogus"])).is_err());
         assert!(Options::parse(&args(&["--rounds"])).is_err());
+        let parts = |v: &[&str]| Options::parse(&args(v)).map(|o| o.parts).ok();
+        assert_eq!(parts(&[]), Some(Part::ALL.to_vec()));
+        assert_eq!(parts(&["--only", "persistence"]), Some(vec![Part::Persistence]));
+        assert_eq!(parts(&["--only=restart,memory"]), Some(vec![Part::Memory, Part::Restart]));
+        assert_eq!(parts(&["--skip", "memory"]), Some(vec![Part::Persistence, Part::Restart]));
+        assert_eq!(parts(&["--only", "memory", "--skip", "memory"]), None);
+        assert_eq!(parts(&["--only", "disk"]), None);
+        let w = Options::parse(&args(&["--restart-writes", "300000"])).map(|o| o.restart_writes);
+        assert_eq!(w.ok(), Some(300_000));
+    }
+
+    #[test]
+    fn replies_and_info() {
+        let mut r = BufReader::new(&b":42\r\n$5\r\nhello\r\n$-1\r\n+OK\r\n-LOADING x\r\n"[..]);
+        assert_eq!(read_reply(&mut r).ok(), Some(Reply::Int(42)));
+        assert_eq!(read_reply(&mut r).ok(), Some(Reply::Bulk(Some(b"hello".to_vec()))));
+        assert_eq!(read_reply(&mut r).ok(), Some(Reply::Bulk(None)));
+        assert_eq!(read_reply(&mut r).ok(), Some(Reply::Status("OK".into())));
+        assert_eq!(read_reply(&mut r).ok(), Some(Reply::Error("LOADING x".into())));
+        assert!(read_reply(&mut r).is_err());
+        let info = "# Persistence\r\naof_enabled:1\r\nwal_fsync:always\r\n";
+        assert_eq!(info_field(info, "aof_enabled"), Some("1"));
+        assert_eq!(info_field(info, "wal_fsync"), Some("always"));
+        assert_eq!(info_field(info, "wal"), None);
+    }
+
+    #[test]
+    fn load_times_from_logs() {
+        let fc = "2025-01-01T00:00:00Z  INFO \u{1b}[3mrecords\u{1b}[0m\u{1b}[2m=\u{1b}[0m5 crash recovery done \
+                  \u{1b}[3melapsed_ms\u{1b}[0m\u{1b}[2m=\u{1b}[0m1234\n";
+        assert_eq!(fastcache_replay_time(fc), Some(Duration::from_millis(1234)));
+        let rd = "1:M 01 Jan 2025 00:00:00.000 * DB loaded from append only file: 3.210 seconds\n";
+        assert_eq!(redis_load_time(rd), Some(Duration::from_millis(3210)));
+        assert_eq!(redis_load_time("nothing"), None);
     }
 }
