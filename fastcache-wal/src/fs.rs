@@ -21,6 +21,8 @@ use crate::mmap::MmapRegion;
 pub enum WriteMode {
     /// `File` under `SyncPolicy::Always` (every append is followed by a
     /// sync soon), `Mmap` otherwise (syncs are rare, appends are many).
+    /// Under `Always`, `File` appends are buffered in memory and written
+    /// with one `pwrite` per group-commit sync (`docs/durability.md`).
     #[default]
     Auto,
     /// `pwrite` into the page cache pages the mapping shows.

@@ -121,7 +121,14 @@ impl Iterator for Reader {
                 continue;
             }
             if !complete {
-                return None;
+                // Records appended under `Always` may still be buffered in
+                // memory: write them out (the reader never sees bytes that
+                // are not in the file) and look again.
+                match self.core.write_pending_of(&self.seg) {
+                    Ok(true) => continue,
+                    Ok(false) => return None,
+                    Err(e) => return self.fail(e),
+                }
             }
             // This segment is finished: continue in the next one.
             let next = {

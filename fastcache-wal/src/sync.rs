@@ -2,7 +2,8 @@
 //! an LSN to become durable (blocking, or as a `Future`).
 //!
 //! One sync covers every record appended before it: it takes the end of the
-//! log under the writer lock, then — without that lock, so appends go on —
+//! log under the writer lock (writing out buffered appends there with one
+//! `pwrite`, under `Always` with `pwrite` writes), then — without that lock, so appends go on —
 //! flushes and seals the segments rotated away from, syncs the directory if
 //! a segment was renamed into it, and `msync`s the active segment's dirty
 //! range. Only then does `durable_lsn` move, and every waiter at or below it
@@ -64,6 +65,10 @@ impl Core {
         let started = Instant::now();
         let (target, to_seal, active, to, dir_dirty) = {
             let mut w = self.writer.lock();
+            // Buffered appends: one `pwrite` of everything appended since
+            // the last sync (under the writer lock, so a concurrent write-out
+            // cannot publish past bytes not yet written).
+            self.write_pending(&mut w)?;
             let target = w.next_lsn - 1;
             (target, std::mem::take(&mut w.to_seal), w.active.clone(), w.offset, std::mem::take(&mut w.dir_dirty))
         };

@@ -5,6 +5,15 @@
 //! - Appends are serialized by `Core::writer`; a record's bytes are written
 //!   into the mapping and *then* published, so readers and the syncer never
 //!   see a partial record, and a batch is published as a whole.
+//! - Under `SyncPolicy::Always` with `pwrite` writes (`Core::buffered`) an
+//!   append only encodes its records into `WriterState::pending` (LSNs and
+//!   offsets are still assigned in order, under the writer lock): the bytes
+//!   `[offset - pending.len(), offset)` of the active segment exist only in
+//!   memory. `write_pending` writes them with one `pwrite` and publishes
+//!   them — at every group-commit sync, at rotation (before the old segment
+//!   is handed over to be sealed), when a reader reaches the written end,
+//!   and when the buffer exceeds `PENDING_LIMIT`. Readers bound themselves
+//!   by the published end, so they never see a record not yet in the file.
 //! - LSNs are contiguous: `next_lsn` grows by one per record, across
 //!   segments; a segment is named after its first LSN.
 //! - A batch never spans segments (a batch larger than a segment is
@@ -39,6 +48,9 @@ pub(crate) struct Core {
     pub segment_size: u64,
     pub policy: SyncPolicy,
     pub write_mode: WriteMode,
+    /// Appends are buffered in `WriterState::pending` and written out by the
+    /// next sync (`Always` with `pwrite` writes); see the module docs.
+    pub buffered: bool,
     pub lock: Arc<DirLock>,
     pub writer: Mutex<WriterState>,
     /// The log's segments in LSN order; the last one is the active one.
@@ -71,6 +83,9 @@ pub(crate) struct WriterState {
     pub active: Arc<Segment>,
     /// Where the next record goes in `active`.
     pub offset: u64,
+    /// Encoded records not yet written to `active` (`Core::buffered` only):
+    /// they belong at `[offset - pending.len(), offset)`.
+    pub pending: Vec<u8>,
     /// `active` takes no more records (recovered damaged, short or sealed):
     /// the next append rotates.
     pub full: bool,
@@ -100,6 +115,11 @@ pub(crate) struct SpareSlot {
     wanted: bool,
     pub shutdown: bool,
 }
+
+/// Pending bytes at which an appender writes the buffer out itself instead
+/// of leaving it to the next sync, so memory stays bounded when syncs are
+/// slow.
+pub(crate) const PENDING_LIMIT: usize = 4 << 20;
 
 /// Largest payload a segment of `size` bytes can hold.
 pub(crate) fn max_record(size: u64) -> u64 {
@@ -255,8 +275,17 @@ impl Core {
             segment_size: opts.segment_size,
             policy: opts.sync,
             write_mode: opts.write_mode,
+            buffered: opts.sync == SyncPolicy::Always && opts.write_mode == WriteMode::File,
             lock,
-            writer: Mutex::new(WriterState { active, offset, full, next_lsn, to_seal: Vec::new(), dir_dirty: false }),
+            writer: Mutex::new(WriterState {
+                active,
+                offset,
+                pending: Vec::new(),
+                full,
+                next_lsn,
+                to_seal: Vec::new(),
+                dir_dirty: false,
+            }),
             segments: RwLock::new(segments),
             last_lsn: AtomicU64::new(next_lsn - 1),
             durable_lsn: AtomicU64::new(next_lsn - 1),
@@ -331,25 +360,39 @@ impl Core {
             self.rotate(&mut w).inspect_err(|e| self.poison(e))?;
         }
         let first = w.next_lsn;
-        let mut off = w.offset;
         let n = payloads.len();
-        for (i, p) in payloads.iter().enumerate() {
-            let lsn = first + i as u64;
-            let header = record::encode_header(p, i + 1 < n, lsn);
-            if let Err(e) = w.active.region.write(off, &[&header, p]) {
-                let err = Error::io("write record", &w.active.path, e);
+        if self.buffered {
+            // No system call here: the next sync writes the whole buffer.
+            let ws = &mut *w;
+            ws.pending.reserve(total as usize);
+            for (i, p) in payloads.iter().enumerate() {
+                ws.pending.extend_from_slice(&record::encode_header(p, i + 1 < n, first + i as u64));
+                ws.pending.extend_from_slice(p);
+            }
+            ws.offset += total;
+            if ws.pending.len() >= PENDING_LIMIT {
+                self.write_pending(ws)?;
+            }
+        } else {
+            let mut off = w.offset;
+            for (i, p) in payloads.iter().enumerate() {
+                let lsn = first + i as u64;
+                let header = record::encode_header(p, i + 1 < n, lsn);
+                if let Err(e) = w.active.region.write(off, &[&header, p]) {
+                    let err = Error::io("write record", &w.active.path, e);
+                    self.poison(&err);
+                    return Err(err);
+                }
+                off += HEADER_LEN as u64 + p.len() as u64;
+            }
+            if let Err(e) = w.active.region.publish(off) {
+                let err = Error::io("publish record", &w.active.path, e);
                 self.poison(&err);
                 return Err(err);
             }
-            off += HEADER_LEN as u64 + p.len() as u64;
-        }
-        if let Err(e) = w.active.region.publish(off) {
-            let err = Error::io("publish record", &w.active.path, e);
-            self.poison(&err);
-            return Err(err);
+            w.offset = off;
         }
         let last = first + n as u64 - 1;
-        w.offset = off;
         w.next_lsn = last + 1;
         self.last_lsn.store(last, Ordering::Release);
         drop(w);
@@ -364,9 +407,54 @@ impl Core {
         Ok(last)
     }
 
-    /// Moves appends to the next segment. The old one is handed to the
-    /// syncer to be flushed and sealed.
+    /// Writes the active segment's pending bytes (one `pwrite`) and
+    /// publishes them. Called with the writer lock held, so the buffer and
+    /// the file agree on where each record goes. A failure poisons the log.
+    pub(crate) fn write_pending(&self, w: &mut WriterState) -> Result<()> {
+        if w.pending.is_empty() {
+            return Ok(());
+        }
+        let from = w.offset - w.pending.len() as u64;
+        let written = w
+            .active
+            .region
+            .write(from, &[&w.pending])
+            .map_err(|e| Error::io("write record", &w.active.path, e))
+            .and_then(|()| {
+                w.active.region.publish(w.offset).map_err(|e| Error::io("publish record", &w.active.path, e))
+            });
+        if let Err(e) = written {
+            self.poison(&e);
+            return Err(e);
+        }
+        w.pending.clear();
+        if w.pending.capacity() > PENDING_LIMIT {
+            // A burst (or one huge record) grew it; give the memory back.
+            w.pending = Vec::new();
+        }
+        Ok(())
+    }
+
+    /// For a reader at the written end of `seg`: writes out the pending
+    /// records if `seg` is the active segment and has any. Returns whether
+    /// the written end moved.
+    pub(crate) fn write_pending_of(&self, seg: &Arc<Segment>) -> Result<bool> {
+        if !self.buffered {
+            return Ok(false);
+        }
+        let mut w = self.writer.lock();
+        if w.pending.is_empty() || !Arc::ptr_eq(&w.active, seg) || self.poisoned.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        self.write_pending(&mut w)?;
+        Ok(true)
+    }
+
+    /// Moves appends to the next segment. The old one's pending records are
+    /// written out first; it is then handed to the syncer to be flushed and
+    /// sealed.
     fn rotate(&self, w: &mut WriterState) -> Result<()> {
+        self.write_pending(w)?;
         let spare = self.take_spare()?;
         let seg = Arc::new(activate(self.fs.as_ref(), &self.dir, spare, w.next_lsn, &self.lock)?);
         // Readers find the new segment before they learn the old one is done.

@@ -54,8 +54,17 @@ fn round_trip(write_mode: WriteMode) -> TestResult {
 
 #[test]
 fn reader_follows_a_writer_and_can_be_polled_again() -> TestResult {
+    // `Never` writes into the mapping; `Always` buffers appends until a
+    // sync, and a reader at the written end writes them out.
+    for policy in [SyncPolicy::Never, SyncPolicy::Always] {
+        reader_follows(policy)?;
+    }
+    Ok(())
+}
+
+fn reader_follows(policy: SyncPolicy) -> TestResult {
     let fs = FaultFs::new();
-    let (wal, _) = Wal::open(&wal_dir(), fault_opts(&fs, 4096, SyncPolicy::Never))?;
+    let (wal, _) = Wal::open(&wal_dir(), fault_opts(&fs, 4096, policy))?;
     let mut reader = wal.reader(1)?;
     assert!(reader.next().is_none(), "nothing yet");
     wal.append(b"one")?;
@@ -89,6 +98,45 @@ fn reader_follows_a_writer_and_can_be_polled_again() -> TestResult {
     writer.join().map_err(|_| "writer panicked")??;
     assert_eq!(next, total + 1, "the reader saw every record in order");
     assert!(wal.stats().rotations > 10, "the run crossed many segments");
+    wal.close()?;
+    Ok(())
+}
+
+#[test]
+fn buffered_appends_reach_the_file_at_the_sync_in_one_write() -> TestResult {
+    let fs = FaultFs::new();
+    let (wal, _) = Wal::open(&wal_dir(), fault_opts(&fs, 1 << 16, SyncPolicy::Always))?;
+    let segment = wal_dir().join(fs.list(&wal_dir()).into_iter().find(|n| n.ends_with(".wal")).ok_or("no segment")?);
+    let live = |fs: &FaultFs| fs.read(&segment).unwrap_or_default();
+    let before = live(&fs);
+    for lsn in 1..=20 {
+        assert_eq!(wal.append(&payload(lsn, 3))?, lsn);
+    }
+    assert_eq!(live(&fs), before, "buffered appends are not in the file yet");
+    // A power cut now loses them all (none was acknowledged as durable).
+    let (cut, report) = Wal::open(&wal_dir(), fault_opts(&fs.crash(), 1 << 16, SyncPolicy::Always))?;
+    assert_eq!(report.records, 0);
+    drop(cut);
+    wal.wait_durable_blocking(20)?;
+    assert_ne!(live(&fs), before);
+    let (cut, report) = Wal::open(&wal_dir(), fault_opts(&fs.crash(), 1 << 16, SyncPolicy::Always))?;
+    assert_eq!((report.records, report.last_lsn), (20, 20));
+    drop(cut);
+    wal.close()?;
+
+    // A buffer past its limit (a few MiB) is written out by the appender
+    // itself, without a sync.
+    let fs = FaultFs::new();
+    let (wal, _) = Wal::open(&wal_dir(), fault_opts(&fs, 16 << 20, SyncPolicy::Always))?;
+    let segment = wal_dir().join(fs.list(&wal_dir()).into_iter().find(|n| n.ends_with(".wal")).ok_or("no segment")?);
+    let before = fs.read(&segment).unwrap_or_default();
+    let big = vec![7u8; 50 << 10];
+    for lsn in 1..=100 {
+        assert_eq!(wal.append(&big)?, lsn);
+    }
+    assert_eq!(wal.durable_lsn(), 0, "nothing was synced");
+    assert_ne!(fs.read(&segment).unwrap_or_default(), before, "the appender wrote the full buffer out");
+    assert_eq!(read_all(&wal)?.len(), 100);
     wal.close()?;
     Ok(())
 }

@@ -28,9 +28,19 @@ type Model = Vec<(Lsn, Vec<u8>, bool)>;
 
 /// Runs `ops`, taking a power-cut image after op number `crash_at`.
 /// Returns the image, the model and the durable LSN just before the cut.
-fn run(ops: &[Op], crash_at: usize, salt: u64, writeback: Option<u64>) -> Result<(FaultFs, Model, Lsn), String> {
+/// `always` runs under `SyncPolicy::Always`, whose appends are buffered in
+/// memory until a sync (they are in neither image of the `FaultFs` before);
+/// otherwise `Never`, whose appends go straight into the mapping.
+fn run(
+    ops: &[Op],
+    crash_at: usize,
+    salt: u64,
+    writeback: Option<u64>,
+    always: bool,
+) -> Result<(FaultFs, Model, Lsn), String> {
     let fs = FaultFs::new();
-    let (wal, _) = Wal::open(&wal_dir(), fault_opts(&fs, SEGMENT, SyncPolicy::Never)).map_err(|e| e.to_string())?;
+    let policy = if always { SyncPolicy::Always } else { SyncPolicy::Never };
+    let (wal, _) = Wal::open(&wal_dir(), fault_opts(&fs, SEGMENT, policy)).map_err(|e| e.to_string())?;
     let mut model = Model::new();
     let mut image = None;
     for (i, op) in ops.iter().enumerate() {
@@ -96,9 +106,10 @@ proptest! {
         ops in prop::collection::vec(op(), 1..250),
         crash in any::<prop::sample::Index>(),
         salt in any::<u64>(),
+        always in any::<bool>(),
     ) {
         let crash_at = crash.index(ops.len());
-        let (image, model, durable) = run(&ops, crash_at, salt, None).map_err(TestCaseError::fail)?;
+        let (image, model, durable) = run(&ops, crash_at, salt, None, always).map_err(TestCaseError::fail)?;
         let (wal, report) = open(&image, RecoveryMode::TolerateTornTail).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let got = read_all(&wal).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(got.len() as u64, report.records);
@@ -124,9 +135,10 @@ proptest! {
         crash in any::<prop::sample::Index>(),
         salt in any::<u64>(),
         seed in any::<u64>(),
+        always in any::<bool>(),
     ) {
         let crash_at = crash.index(ops.len());
-        let (image, model, durable) = run(&ops, crash_at, salt, Some(seed)).map_err(TestCaseError::fail)?;
+        let (image, model, durable) = run(&ops, crash_at, salt, Some(seed), always).map_err(TestCaseError::fail)?;
         match open(&image.crash(), RecoveryMode::TolerateTornTail) {
             Ok((wal, _)) => check_prefix(&read_all(&wal).map_err(|e| TestCaseError::fail(e.to_string()))?, &model, durable)?,
             Err(e) => prop_assert!(e.is_corruption(), "{}", e),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use fastcache_wal::testing::FaultFs;
-use fastcache_wal::{Error, SyncPolicy, Wal};
+use fastcache_wal::{Error, SyncPolicy, Wal, WalOptions, WriteMode};
 
 #[test]
 fn a_failed_sync_poisons_the_log_and_is_never_retried() -> TestResult {
@@ -44,15 +44,40 @@ fn a_failed_sync_poisons_the_log_and_is_never_retried() -> TestResult {
 
 #[test]
 fn a_failed_write_poisons_the_log() -> TestResult {
+    // Unbuffered writes (`pwrite` per append): the append itself fails.
     let fs = FaultFs::new();
-    let (wal, _) = Wal::open(&wal_dir(), fault_opts(&fs, 1 << 16, SyncPolicy::Always))?;
+    let opts = WalOptions { write_mode: WriteMode::File, ..fault_opts(&fs, 1 << 16, SyncPolicy::Never) };
+    let (wal, _) = Wal::open(&wal_dir(), opts)?;
     let a = wal.append(b"kept")?;
-    wal.wait_durable_blocking(a)?;
+    wal.sync()?;
     fs.set_fail_writes(true);
     assert!(matches!(wal.append(b"lost"), Err(Error::Io { op: "write record", .. })));
     fs.set_fail_writes(false);
     assert!(matches!(wal.append(b"x"), Err(Error::Poisoned { .. })), "a healed disk does not un-poison");
     assert_eq!(wal.last_lsn(), a, "the failed record took no LSN");
+    drop(wal);
+    let (wal, report) = Wal::open(&wal_dir(), fault_opts(&fs.crash(), 1 << 16, SyncPolicy::Always))?;
+    assert_eq!(report.records, 1);
+    wal.close()?;
+    Ok(())
+}
+
+#[test]
+fn a_failed_write_of_buffered_appends_poisons_the_log() -> TestResult {
+    // `Always` buffers appends; the sync's one `pwrite` fails, so the
+    // records it should have covered are never reported durable.
+    let fs = FaultFs::new();
+    let (wal, _) = Wal::open(&wal_dir(), fault_opts(&fs, 1 << 16, SyncPolicy::Always))?;
+    let a = wal.append(b"kept")?;
+    wal.wait_durable_blocking(a)?;
+    fs.set_fail_writes(true);
+    let b = wal.append(b"lost")?;
+    assert_eq!(b, a + 1, "a buffered append takes its LSN");
+    assert!(matches!(wal.wait_durable_blocking(b), Err(Error::Io { op: "write record", .. })));
+    fs.set_fail_writes(false);
+    assert!(matches!(wal.append(b"x"), Err(Error::Poisoned { .. })), "a healed disk does not un-poison");
+    assert!(matches!(wal.wait_durable_blocking(b), Err(Error::Poisoned { .. })));
+    assert_eq!(wal.durable_lsn(), a);
     drop(wal);
     let (wal, report) = Wal::open(&wal_dir(), fault_opts(&fs.crash(), 1 << 16, SyncPolicy::Always))?;
     assert_eq!(report.records, 1);
