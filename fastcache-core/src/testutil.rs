@@ -40,6 +40,19 @@ impl T {
         self.engine.execute_with(&mut self.session, argv, &mut journal).reply
     }
 
+    /// The ops of the last journal record, as text.
+    pub(crate) fn last_ops(&self) -> Vec<Vec<String>> {
+        self.log
+            .last()
+            .map(|r| {
+                r.ops
+                    .iter()
+                    .map(|op| op.argv.iter().map(|a| String::from_utf8_lossy(&a.0).into_owned()).collect())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Replays the journal into a fresh engine and asserts that both hold
     /// the same keys, values and deadlines.
     pub(crate) fn check_replay(&self) {

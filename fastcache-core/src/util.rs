@@ -252,6 +252,35 @@ pub fn glob_match(pattern: &[u8], string: &[u8], nocase: bool) -> bool {
     m(pattern, string, nocase, 0)
 }
 
+/// Parses a SCAN cursor as Redis' `parseScanCursorOrReply` does (C's
+/// `strtoul`: an optional sign, a negative value wraps, an empty string is
+/// 0; no leading space, nothing after the digits, no overflow). `None`
+/// means "ERR invalid cursor".
+pub fn parse_scan_cursor(s: &[u8]) -> Option<u64> {
+    if s.is_empty() {
+        return Some(0);
+    }
+    if matches!(s[0], b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r') {
+        return None;
+    }
+    let (neg, digits) = match s[0] {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+    }
+    Some(if neg { v.wrapping_neg() } else { v })
+}
+
 /// Resolves a Redis range `start..=end` with negative indexes counting from
 /// the end, clamped to `0..len`. `None` means the range is empty.
 pub fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {

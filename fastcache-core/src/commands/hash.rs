@@ -9,6 +9,7 @@ use crate::keyspace::ObjRef;
 use crate::notify;
 use crate::reply::{errors, Reply};
 use crate::types::Hash;
+use crate::util::parse_scan_cursor as parse_cursor;
 use crate::util::{eq_ic, float_arg, format_human, glob_match, int_arg, parse_f64, parse_i64};
 
 pub(crate) const COMMANDS: &[CommandSpec] = &[
@@ -302,28 +303,6 @@ fn hrandfield(cx: &mut Cx, a: &[&[u8]]) -> Reply {
         }
     }
     Reply::Array(items)
-}
-
-/// Parses a SCAN cursor as Redis does, with `strtoul`: an optional sign
-/// (a negative value wraps), decimal digits, nothing else; the empty
-/// string reads as 0.
-pub(crate) fn parse_cursor(s: &[u8]) -> Option<u64> {
-    if s.is_empty() {
-        return Some(0);
-    }
-    let (neg, digits) = match s[0] {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &d in digits {
-        v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
-    }
-    Some(if neg { v.wrapping_neg() } else { v })
 }
 
 fn hscan(cx: &mut Cx, a: &[&[u8]]) -> Reply {

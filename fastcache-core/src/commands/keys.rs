@@ -14,6 +14,7 @@ use crate::keyspace::{KeyEntry, ObjRef};
 use crate::notify;
 use crate::reply::{errors, Reply};
 use crate::table::{hash, Keyed};
+use crate::util::parse_scan_cursor as parse_cursor;
 use crate::util::{eq_ic, glob_match, int_arg, parse_i64};
 
 pub(crate) const COMMANDS: &[CommandSpec] = &[
@@ -107,31 +108,6 @@ fn keys(cx: &mut Cx, a: &[&[u8]]) -> Reply {
         }
     }
     Reply::Array(out)
-}
-
-/// Parses a SCAN cursor as Redis does (`strtoul`, base 10): an optional
-/// sign (a negative cursor wraps around), digits, nothing after them, and
-/// no leading space. `None` means "ERR invalid cursor".
-fn parse_cursor(arg: &[u8]) -> Option<u64> {
-    let (neg, digits) = match arg.first() {
-        Some(b'-') => (true, &arg[1..]),
-        Some(b'+') => (false, &arg[1..]),
-        // strtoul reads nothing from "" and leaves the end pointer at the
-        // terminator, which Redis accepts as cursor 0.
-        None => return Some(0),
-        Some(_) => (false, arg),
-    };
-    if digits.is_empty() {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &c in digits {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
-    }
-    Some(if neg { v.wrapping_neg() } else { v })
 }
 
 /// SCAN over the sharded keyspace.
@@ -766,19 +742,6 @@ mod tests {
         (out.reply, out.events.iter().map(|e| (e.event, e.db, String::from_utf8_lossy(&e.key).into_owned())).collect())
     }
 
-    /// The ops of the last journal record, as text.
-    fn last_ops(t: &T) -> Vec<Vec<String>> {
-        t.log
-            .last()
-            .map(|r| {
-                r.ops
-                    .iter()
-                    .map(|op| op.argv.iter().map(|a| String::from_utf8_lossy(&a.0).into_owned()).collect())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
     fn ops(args: &[&str]) -> Vec<Vec<String>> {
         vec![args.iter().map(|s| s.to_string()).collect()]
     }
@@ -832,7 +795,7 @@ mod tests {
         let (r, ev) = run_ev(&mut t, &["DEL", "a", "nope", "b"]);
         assert_eq!(r, Reply::Int(2));
         assert_eq!(ev, vec![("del", 0, "a".into()), ("del", 0, "b".into())]);
-        assert_eq!(last_ops(&t), ops(&["DEL", "a", "nope", "b"]));
+        assert_eq!(t.last_ops(), ops(&["DEL", "a", "nope", "b"]));
         let n = t.log.len();
         assert_eq!(t.run(&["DEL", "a", "b"]), Reply::Int(0));
         assert_eq!(t.log.len(), n, "a DEL that deleted nothing is not logged");
@@ -997,7 +960,7 @@ mod tests {
         assert!(keys.is_empty());
         // The matching expired key was deleted (and the deletion logged);
         // the other one waits for its own access.
-        assert_eq!(last_ops(&t), ops(&["DEL", "gone"]));
+        assert_eq!(t.last_ops(), ops(&["DEL", "gone"]));
         assert_eq!(t.engine.dbsize(0), 2);
         let (_, keys) = scan_once(&mut t, &["SCAN", "0", "COUNT", "1000"]);
         assert_eq!(keys, ["live".to_string()].into_iter().collect());
@@ -1137,7 +1100,7 @@ mod tests {
         assert_eq!(r, Reply::Int(1));
         assert_eq!(ev, vec![("expire", 0, "k".into())]);
         let at = NOW + 100_000;
-        assert_eq!(last_ops(&t), ops(&["PEXPIREAT", "k", &at.to_string()]));
+        assert_eq!(t.last_ops(), ops(&["PEXPIREAT", "k", &at.to_string()]));
         assert_eq!(t.run(&["TTL", "k"]), Reply::Int(100));
         assert_eq!(t.run(&["PTTL", "k"]), Reply::Int(100_000));
         assert_eq!(t.run(&["EXPIRETIME", "k"]), Reply::Int((at / 1000) as i64));
@@ -1151,17 +1114,17 @@ mod tests {
 
         let now = NOW + 1_501;
         assert_eq!(t.run(&["PEXPIRE", "k", "2500"]), Reply::Int(1));
-        assert_eq!(last_ops(&t), ops(&["PEXPIREAT", "k", &(now + 2500).to_string()]));
+        assert_eq!(t.last_ops(), ops(&["PEXPIREAT", "k", &(now + 2500).to_string()]));
         let at = (now / 1000 + 50) * 1000;
         assert_eq!(t.run(&["EXPIREAT", "k", &(at / 1000).to_string()]), Reply::Int(1));
-        assert_eq!(last_ops(&t), ops(&["PEXPIREAT", "k", &at.to_string()]));
+        assert_eq!(t.last_ops(), ops(&["PEXPIREAT", "k", &at.to_string()]));
         assert_eq!(t.run(&["PEXPIREAT", "k", &(at + 7).to_string()]), Reply::Int(1));
         assert_eq!(t.run(&["PEXPIRETIME", "k"]), Reply::Int((at + 7) as i64));
 
         let (r, ev) = run_ev(&mut t, &["PERSIST", "k"]);
         assert_eq!(r, Reply::Int(1));
         assert_eq!(ev, vec![("persist", 0, "k".into())]);
-        assert_eq!(last_ops(&t), ops(&["PERSIST", "k"]));
+        assert_eq!(t.last_ops(), ops(&["PERSIST", "k"]));
         assert_eq!(t.run(&["PERSIST", "k"]), Reply::Int(0));
         assert_eq!(t.run(&["PERSIST", "nope"]), Reply::Int(0));
         assert_eq!(t.run(&["TTL", "k"]), Reply::Int(-1));
@@ -1170,7 +1133,7 @@ mod tests {
         let (r, ev) = run_ev(&mut t, &["EXPIRE", "k", "-1"]);
         assert_eq!(r, Reply::Int(1));
         assert_eq!(ev, vec![("del", 0, "k".into())]);
-        assert_eq!(last_ops(&t), ops(&["DEL", "k"]));
+        assert_eq!(t.last_ops(), ops(&["DEL", "k"]));
         assert_eq!(t.run(&["EXISTS", "k"]), Reply::Int(0));
         t.run(&["SET", "k", "v"]);
         assert_eq!(t.run(&["PEXPIREAT", "k", &now.to_string()]), Reply::Int(1));
@@ -1496,7 +1459,7 @@ mod tests {
         assert_eq!(t.run(&["EXISTS", "new"]), Reply::Int(0));
         assert_eq!(restore(&mut t, &[b"k", past.as_bytes(), &p, b"ABSTTL", b"REPLACE"]), Reply::OK);
         assert_eq!(t.run(&["EXISTS", "k"]), Reply::Int(0));
-        assert_eq!(last_ops(&t), ops(&["DEL", "k"]));
+        assert_eq!(t.last_ops(), ops(&["DEL", "k"]));
 
         // Errors, in Redis' order: options, BUSYKEY, TTL, payload.
         t.run(&["SET", "busy", "v"]);

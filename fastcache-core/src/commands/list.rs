@@ -585,19 +585,6 @@ mod tests {
         (out.reply, ev)
     }
 
-    /// The ops of the last journal record, as text.
-    fn last_ops(t: &T) -> Vec<Vec<String>> {
-        t.log
-            .last()
-            .map(|r| {
-                r.ops
-                    .iter()
-                    .map(|op| op.argv.iter().map(|a| String::from_utf8_lossy(&a.0).into_owned()).collect())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
     fn exists(t: &T, key: &str) -> bool {
         crate::testutil::state(&t.engine).contains_key(&(0, key.as_bytes().to_vec()))
     }
@@ -837,10 +824,10 @@ mod tests {
         assert_eq!(ev, ["lpush:l"]);
         let (_, ev) = run_ev(&mut t, &["LPOP", "l"]);
         assert_eq!(ev, ["lpop:l"]);
-        assert_eq!(last_ops(&t), ops(&[&["LPOP", "l"]]));
+        assert_eq!(t.last_ops(), ops(&[&["LPOP", "l"]]));
         let (_, ev) = run_ev(&mut t, &["RPOP", "l", "5"]);
         assert_eq!(ev, ["rpop:l", "del:l"]);
-        assert_eq!(last_ops(&t), ops(&[&["RPOP", "l", "5"]]));
+        assert_eq!(t.last_ops(), ops(&[&["RPOP", "l", "5"]]));
         let before = t.log.len();
         let (_, ev) = run_ev(&mut t, &["LPUSHX", "l", "a"]);
         assert!(ev.is_empty());
@@ -859,21 +846,21 @@ mod tests {
         let (r, ev) = run_ev(&mut t, &["BLPOP", "a", "b", "c", "0"]);
         assert_eq!(r, bulks(&["b", "1"]));
         assert_eq!(ev, ["lpop:b"]);
-        assert_eq!(last_ops(&t), ops(&[&["LPOP", "b"]]));
+        assert_eq!(t.last_ops(), ops(&[&["LPOP", "b"]]));
         let (r, ev) = run_ev(&mut t, &["BRPOP", "c", "b", "0.1"]);
         assert_eq!(r, bulks(&["c", "x"]));
         assert_eq!(ev, ["rpop:c", "del:c"]);
-        assert_eq!(last_ops(&t), ops(&[&["RPOP", "c"]]));
+        assert_eq!(t.last_ops(), ops(&[&["RPOP", "c"]]));
         // BLMOVE / BRPOPLPUSH.
         assert_eq!(t.run(&["BLMOVE", "nope", "d", "LEFT", "RIGHT", "0"]), Reply::Nil);
         assert_eq!(t.run(&["BRPOPLPUSH", "nope", "d", "0"]), Reply::Nil);
         let (r, ev) = run_ev(&mut t, &["BLMOVE", "b", "d", "left", "RIGHT", "0"]);
         assert_eq!(r, bulk("2"));
         assert_eq!(ev, ["rpush:d", "lpop:b", "del:b"]);
-        assert_eq!(last_ops(&t), ops(&[&["LMOVE", "b", "d", "left", "RIGHT"]]));
+        assert_eq!(t.last_ops(), ops(&[&["LMOVE", "b", "d", "left", "RIGHT"]]));
         let (r, _) = run_ev(&mut t, &["BRPOPLPUSH", "d", "e", "0"]);
         assert_eq!(r, bulk("2"));
-        assert_eq!(last_ops(&t), ops(&[&["RPOPLPUSH", "d", "e"]]));
+        assert_eq!(t.last_ops(), ops(&[&["RPOPLPUSH", "d", "e"]]));
         assert_eq!(t.run(&["LRANGE", "e", "0", "-1"]), bulks(&["2"]));
         assert_eq!(t.run(&["BLMOVE", "e", "d", "UP", "RIGHT", "0"]), err("ERR syntax error"));
         // Timeout validation comes before anything else.

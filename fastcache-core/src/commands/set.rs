@@ -18,6 +18,7 @@ use crate::keyspace::{ObjRef, Value};
 use crate::notify;
 use crate::reply::{errors, Reply};
 use crate::types::Set;
+use crate::util::parse_scan_cursor as parse_cursor;
 use crate::util::{eq_ic, glob_match, int_arg, parse_i64};
 
 pub(crate) const COMMANDS: &[CommandSpec] = &[
@@ -455,34 +456,6 @@ fn sdiffstore(cx: &mut Cx, a: &[&[u8]]) -> Reply {
 
 // ----- SSCAN ---------------------------------------------------------------
 
-/// Parses a SCAN cursor as Redis' `parseScanCursorOrReply` does (C's
-/// `strtoul`: an optional sign, a negative value wraps, an empty string is
-/// 0; no leading space, nothing after the digits, no overflow).
-pub(crate) fn parse_cursor(s: &[u8]) -> Option<u64> {
-    if s.is_empty() {
-        return Some(0);
-    }
-    if matches!(s[0], b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r') {
-        return None;
-    }
-    let (neg, digits) = match s[0] {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    if digits.is_empty() {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &c in digits {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
-    }
-    Some(if neg { v.wrapping_neg() } else { v })
-}
-
 /// SCAN-family options after the cursor: `(pattern, count)`, with Redis'
 /// errors. `None` pattern means everything matches.
 pub(crate) fn scan_options<'a>(args: &[&'a [u8]]) -> Result<(Option<&'a [u8]>, usize), Reply> {
@@ -588,19 +561,6 @@ mod tests {
         };
         let out = t.engine.execute_with(&mut t.session, &argv, &mut journal);
         (out.reply, out.events.iter().map(|e| (e.event, String::from_utf8_lossy(&e.key).into_owned())).collect())
-    }
-
-    /// The ops of the last journal record, as text.
-    fn last_ops(t: &T) -> Vec<Vec<String>> {
-        t.log
-            .last()
-            .map(|r| {
-                r.ops
-                    .iter()
-                    .map(|op| op.argv.iter().map(|a| String::from_utf8_lossy(&a.0).into_owned()).collect())
-                    .collect()
-            })
-            .unwrap_or_default()
     }
 
     #[test]
@@ -713,13 +673,13 @@ mod tests {
         let Reply::Bulk(m) = r else { panic!("expected a member, got {r:?}") };
         let m = String::from_utf8(m).unwrap_or_default();
         assert_eq!(ev, vec![("spop", "s".into())]);
-        assert_eq!(last_ops(&t), vec![vec!["SREM".to_string(), "s".into(), m.clone()]]);
+        assert_eq!(t.last_ops(), vec![vec!["SREM".to_string(), "s".into(), m.clone()]]);
         assert_eq!(t.run(&["SISMEMBER", "s", &m]), Reply::Int(0));
         let r = t.run(&["SPOP", "s", "2"]);
         assert!(matches!(r, Reply::Set(_)), "SPOP with a count replies with a set");
         let popped = members(&r);
         assert_eq!(popped.len(), 2);
-        let ops = last_ops(&t);
+        let ops = t.last_ops();
         assert_eq!(ops.len(), 1);
         assert_eq!(ops[0][..2], ["SREM".to_string(), "s".to_string()]);
         assert_eq!(ops[0][2..].iter().cloned().collect::<BTreeSet<_>>(), popped);
@@ -728,7 +688,7 @@ mod tests {
         let (r, ev) = run_ev(&mut t, &["SPOP", "s", "10"]);
         assert_eq!(members(&r).len(), 2);
         assert_eq!(ev, vec![("spop", "s".into()), ("del", "s".into())]);
-        assert_eq!(last_ops(&t), vec![vec!["DEL".to_string(), "s".into()]]);
+        assert_eq!(t.last_ops(), vec![vec!["DEL".to_string(), "s".into()]]);
         assert_eq!(t.run(&["SCARD", "s"]), Reply::Int(0));
         // The last member popped singly deletes the key too.
         t.run(&["SADD", "one", "x"]);
@@ -983,7 +943,7 @@ mod tests {
         let Reply::Array(v) = r else { panic!("EXEC failed") };
         assert_eq!(members(&v[0]).len(), 3);
         assert_eq!(t.run(&["SCARD", "m"]), Reply::Int(4));
-        let ops = last_ops(&t);
+        let ops = t.last_ops();
         assert_eq!(ops.iter().map(|o| o[0].as_str()).collect::<Vec<_>>(), ["SREM", "SREM"]);
         t.check_replay();
     }

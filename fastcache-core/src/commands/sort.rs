@@ -385,18 +385,6 @@ mod tests {
         (out.reply, out.events.iter().map(|e| (e.event, String::from_utf8_lossy(&e.key).into_owned())).collect())
     }
 
-    fn last_ops(t: &T) -> Vec<Vec<String>> {
-        t.log
-            .last()
-            .map(|r| {
-                r.ops
-                    .iter()
-                    .map(|op| op.argv.iter().map(|a| String::from_utf8_lossy(&a.0).into_owned()).collect())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
     fn lock_positions(args: &[&str]) -> Option<Vec<usize>> {
         let argv: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
         let spec = crate::commands::lookup(argv[0]).map(|s| s.lock_set(&argv));
@@ -524,7 +512,7 @@ mod tests {
         assert_eq!(r, Reply::Int(3));
         assert_eq!(ev, vec![("sortstore", "dst".into())]);
         assert_eq!(
-            last_ops(&t),
+            t.last_ops(),
             vec![
                 vec!["DEL".to_string(), "dst".into()],
                 vec!["RPUSH".to_string(), "dst".into(), "1".into(), "2".into(), "3".into()]
@@ -540,7 +528,7 @@ mod tests {
         let (r, ev) = run_ev(&mut t, &["SORT", "nope", "STORE", "dst"]);
         assert_eq!(r, Reply::Int(0));
         assert_eq!(ev, vec![("del", "dst".into())]);
-        assert_eq!(last_ops(&t), vec![vec!["DEL".to_string(), "dst".into()]]);
+        assert_eq!(t.last_ops(), vec![vec!["DEL".to_string(), "dst".into()]]);
         assert_eq!(t.run(&["EXISTS", "dst"]), Reply::Int(0));
         let n = t.log.len();
         assert_eq!(t.run(&["SORT", "l", "LIMIT", "0", "0", "STORE", "dst"]), Reply::Int(0));
@@ -557,7 +545,7 @@ mod tests {
             t.run(&["SADD", "big", &i.to_string()]);
         }
         assert_eq!(t.run(&["SORT", "big", "STORE", "bigl"]), Reply::Int(2500));
-        let ops = last_ops(&t);
+        let ops = t.last_ops();
         assert_eq!(ops.len(), 4);
         assert_eq!(ops[1].len(), 2 + 1024);
         assert_eq!(t.run(&["LINDEX", "bigl", "2499"]), bulk("2499"));

@@ -19,6 +19,7 @@ use crate::keyspace::{ObjRef, Value};
 use crate::notify;
 use crate::reply::{errors, Reply};
 use crate::types::{LexBound, LexRange, ScoreRange, Set, ZSet};
+use crate::util::parse_scan_cursor as parse_cursor;
 use crate::util::{eq_ic, float_arg, format_g17, glob_match, int_arg, parse_f64, parse_i64};
 
 const GROUP: &str = "sorted-set";
@@ -980,31 +981,6 @@ fn zsetop(cx: &mut Cx, a: &[&[u8]], op: SetOp, store: bool, name: &'static str) 
 }
 
 // ----- ZSCAN -------------------------------------------------------------------
-
-/// Redis' `parseScanCursorOrReply`: `strtoul` over the whole argument
-/// (a leading `-` wraps, an empty string is 0), no leading space, no
-/// overflow.
-fn parse_cursor(s: &[u8]) -> Option<u64> {
-    if s.first().is_some_and(|&c| is_c_space(c)) {
-        return None;
-    }
-    if s.is_empty() {
-        return Some(0);
-    }
-    let (neg, digits) = match s[0] {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &c in digits {
-        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
-    }
-    Some(if neg { v.wrapping_neg() } else { v })
-}
 
 fn zscan(cx: &mut Cx, a: &[&[u8]]) -> Reply {
     let Some(mut cursor) = parse_cursor(a[2]) else {
