@@ -66,6 +66,24 @@ impl Reply {
     }
 }
 
+/// Items with optional companions (WITHSCORES, WITHVALUES): without them
+/// a flat array of the items; with them RESP2 flattens `item, companion,
+/// …` and RESP3 nests `[item, companion]` pairs, as Redis 7 does.
+pub(crate) fn pairs(resp3: bool, with: bool, items: impl IntoIterator<Item = (Reply, Reply)>) -> Reply {
+    let mut out = Vec::new();
+    for (item, companion) in items {
+        if !with {
+            out.push(item);
+        } else if resp3 {
+            out.push(Reply::Array(vec![item, companion]));
+        } else {
+            out.push(item);
+            out.push(companion);
+        }
+    }
+    Reply::Array(out)
+}
+
 /// Redis' error strings, shared by every command.
 pub mod errors {
     use super::Reply;

@@ -291,18 +291,7 @@ fn hrandfield(cx: &mut Cx, a: &[&[u8]]) -> Reply {
         }
         out
     };
-    let mut items = Vec::with_capacity(picked.len() * if withvalues && !resp3 { 2 } else { 1 });
-    for (f, v) in picked {
-        if !withvalues {
-            items.push(Reply::bulk(f));
-        } else if resp3 {
-            items.push(Reply::Array(vec![Reply::bulk(f), Reply::bulk(v)]));
-        } else {
-            items.push(Reply::bulk(f));
-            items.push(Reply::bulk(v));
-        }
-    }
-    Reply::Array(items)
+    crate::reply::pairs(resp3, withvalues, picked.into_iter().map(|(f, v)| (Reply::bulk(f), Reply::bulk(v))))
 }
 
 fn hscan(cx: &mut Cx, a: &[&[u8]]) -> Reply {

@@ -87,18 +87,7 @@ fn peek_zset<'c>(cx: &'c mut Cx, key: &[u8]) -> Result<Option<&'c ZSet>, Reply> 
 /// Members (and scores) as a reply: RESP2 flattens WITHSCORES, RESP3 gives
 /// `[member, score]` pairs, as Redis 7 does.
 fn scored_reply<'a>(resp3: bool, items: impl Iterator<Item = (&'a [u8], f64)>, withscores: bool) -> Reply {
-    let mut out = Vec::new();
-    for (m, s) in items {
-        if !withscores {
-            out.push(Reply::bulk(m));
-        } else if resp3 {
-            out.push(Reply::Array(vec![Reply::bulk(m), Reply::Double(s)]));
-        } else {
-            out.push(Reply::bulk(m));
-            out.push(Reply::Double(s));
-        }
-    }
-    Reply::Array(out)
+    crate::reply::pairs(resp3, withscores, items.map(|(m, s)| (Reply::bulk(m), Reply::Double(s))))
 }
 
 fn empty_array() -> Reply {
