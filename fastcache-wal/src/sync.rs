@@ -24,11 +24,6 @@ use crate::error::{Error, Result};
 use crate::writer::{dir_error, seal_segment, Core};
 use crate::{Lsn, SyncPolicy};
 
-/// Longest a group commit waits for more writers ([`Core::gather`]).
-const GATHER_MAX: Duration = Duration::from_micros(200);
-/// How long without a new append ends the gathering.
-const GATHER_STEP: Duration = Duration::from_micros(30);
-
 /// State shared with the syncer thread and the waiters, under `Core::sync`.
 #[derive(Default)]
 pub(crate) struct SyncShared {
@@ -160,10 +155,6 @@ impl Core {
             _ => None,
         };
         let mut deadline = period.map(|d| Instant::now() + d);
-        // Records the previous group commit covered: more than one means
-        // several writers are waiting on each other, and it pays to let the
-        // ones about to append join the next sync.
-        let mut last_batch: u64 = 0;
         loop {
             let tick = {
                 let mut st = self.sync.lock();
@@ -178,9 +169,6 @@ impl Core {
                         let durable = self.durable_lsn.load(Ordering::Acquire);
                         let wanted = self.requested.load(Ordering::Acquire).min(self.last_lsn.load(Ordering::Acquire));
                         if wanted > durable {
-                            if last_batch > 1 {
-                                self.gather(&mut st);
-                            }
                             break false;
                         }
                     }
@@ -202,10 +190,7 @@ impl Core {
                 return;
             }
             // Errors poison the log inside sync_now; waiters learn from that.
-            let before = self.durable_lsn.load(Ordering::Acquire);
-            if let Ok(after) = self.sync_now() {
-                last_batch = after.saturating_sub(before);
-            }
+            let _ = self.sync_now();
             if tick {
                 if let (Some(d), Some(prev)) = (period, deadline) {
                     // The next tick is one period after the previous
@@ -221,23 +206,6 @@ impl Core {
                     deadline = Some(next);
                 }
             }
-        }
-    }
-
-    /// Group commit's gathering window: while writers keep appending, wait
-    /// a few tens of microseconds more (at most [`GATHER_MAX`]) so that one
-    /// sync covers them too. A sync costs the same for one record or fifty;
-    /// Redis gets the same effect by syncing once per pass of its event loop.
-    fn gather(&self, st: &mut parking_lot::MutexGuard<'_, SyncShared>) {
-        let start = Instant::now();
-        let mut seen = self.last_lsn.load(Ordering::Acquire);
-        while start.elapsed() < GATHER_MAX {
-            self.syncer_cv.wait_for(st, GATHER_STEP);
-            let now = self.last_lsn.load(Ordering::Acquire);
-            if now == seen || st.shutdown || st.seal_pending {
-                return;
-            }
-            seen = now;
         }
     }
 
