@@ -27,6 +27,15 @@ fn always_futures_are_released_together_by_one_sync() -> TestResult {
     // Register every waiter before the syncer runs (it needs the lock we
     // take in poll, but may win the race for the first few: those resolve).
     let pending = futures.iter_mut().map(|f| poll_once(f, &wakes).is_pending()).filter(|p| *p).count();
+    // Let the sync finish before anything re-polls the futures: a re-poll
+    // replaces the registered waker, and then the counter above would never
+    // see the wake-up this test is about. Wakers run just after
+    // `durable_lsn` moves, so allow them a moment.
+    wal.wait_durable_blocking(64)?;
+    let deadline = Instant::now() + LIMIT;
+    while wakes.0.load(std::sync::atomic::Ordering::SeqCst) < pending.min(1) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     for f in futures {
         block_on(f, LIMIT).ok_or("future did not resolve")??;
     }
