@@ -215,6 +215,15 @@ impl<'a> Cx<'a> {
         self.notify_db(class, event, key, self.db);
     }
 
+    /// Emits `event` for a removal from a collection, then `del` if the
+    /// removal emptied (and so deleted) it — Redis' order.
+    pub(crate) fn notify_removed(&mut self, class: u32, event: &'static str, key: &[u8], emptied: bool) {
+        self.notify(class, event, key);
+        if emptied {
+            self.notify(notify::GENERIC, "del", key);
+        }
+    }
+
     pub(crate) fn notify_db(&mut self, class: u32, event: &'static str, key: &[u8], db: usize) {
         let flags = self.eng.notify_flags.load(Ordering::Relaxed);
         if self.replay || flags & class == 0 || flags & (notify::KEYSPACE | notify::KEYEVENT) == 0 {

@@ -108,10 +108,7 @@ fn hdel(cx: &mut Cx, a: &[&[u8]]) -> Reply {
     });
     match r {
         Ok(Some((deleted, emptied))) => {
-            cx.notify(notify::HASH, "hdel", key);
-            if emptied {
-                cx.notify(notify::GENERIC, "del", key);
-            }
+            cx.notify_removed(notify::HASH, "hdel", key, emptied);
             Reply::Int(deleted as i64)
         }
         Ok(None) => Reply::Int(0),

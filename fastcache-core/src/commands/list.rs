@@ -317,10 +317,7 @@ fn lrem(cx: &mut Cx, a: &[&[u8]]) -> Reply {
     }
     match cx.list_mut(key, false, |l| (l.remove_matching(value, count), l.is_empty())) {
         Ok(Some((removed, emptied))) => {
-            cx.notify(notify::LIST, "lrem", key);
-            if emptied {
-                cx.notify(notify::GENERIC, "del", key);
-            }
+            cx.notify_removed(notify::LIST, "lrem", key, emptied);
             Reply::Int(removed as i64)
         }
         Ok(None) => Reply::Int(0),

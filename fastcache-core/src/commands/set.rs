@@ -94,10 +94,7 @@ fn remove_members(cx: &mut Cx, key: &[u8], members: &[&[u8]]) -> Result<usize, R
         cx.propagate_nothing();
         return Ok(0);
     }
-    cx.notify(notify::SET, "srem", key);
-    if emptied {
-        cx.notify(notify::GENERIC, "del", key);
-    }
+    cx.notify_removed(notify::SET, "srem", key, emptied);
     Ok(removed)
 }
 
@@ -188,10 +185,7 @@ fn spop(cx: &mut Cx, a: &[&[u8]]) -> Reply {
             Err(e) => return e,
         };
         cx.propagate(vec![b"SREM".to_vec(), key.to_vec(), member.to_vec()]);
-        cx.notify(notify::SET, "spop", key);
-        if emptied {
-            cx.notify(notify::GENERIC, "del", key);
-        }
+        cx.notify_removed(notify::SET, "spop", key, emptied);
         return Reply::Bulk(member.into_vec());
     };
     if count == 0 {

@@ -160,15 +160,6 @@ fn rank_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     Some((start as usize, end as usize))
 }
 
-/// Notes the removal of elements from `key`: the type's event, then `del`
-/// if the set is gone.
-fn notify_removed(cx: &mut Cx, event: &'static str, key: &[u8], emptied: bool) {
-    cx.notify(notify::ZSET, event, key);
-    if emptied {
-        cx.notify(notify::GENERIC, "del", key);
-    }
-}
-
 // ----- ZADD / ZINCRBY --------------------------------------------------------
 
 fn zadd(cx: &mut Cx, a: &[&[u8]]) -> Reply {
@@ -306,7 +297,7 @@ fn zrem(cx: &mut Cx, a: &[&[u8]]) -> Reply {
         (n, z.is_empty())
     }))
     .unwrap_or((0, false));
-    notify_removed(cx, "zrem", key, emptied);
+    cx.notify_removed(notify::ZSET, "zrem", key, emptied);
     Reply::Int(deleted as i64)
 }
 
@@ -355,7 +346,7 @@ fn zremrange_generic(cx: &mut Cx, key: &[u8], range: RemRange, event: &'static s
     }))
     .unwrap_or((0, false));
     if deleted > 0 {
-        notify_removed(cx, event, key, emptied);
+        cx.notify_removed(notify::ZSET, event, key, emptied);
     }
     Reply::Int(deleted as i64)
 }
@@ -588,7 +579,7 @@ fn zpop_generic(cx: &mut Cx, a: &[&[u8]], max: bool) -> Reply {
     let n = usize::try_from(count).unwrap_or(usize::MAX);
     let (popped, emptied) =
         tri!(cx.zset_mut(key, false, |z| (z.pop(n, max), z.is_empty()))).unwrap_or((Vec::new(), false));
-    notify_removed(cx, if max { "zpopmax" } else { "zpopmin" }, key, emptied);
+    cx.notify_removed(notify::ZSET, if max { "zpopmax" } else { "zpopmin" }, key, emptied);
     let mut out = Vec::with_capacity(popped.len() * 2);
     for (m, s) in popped {
         if nested {
@@ -616,7 +607,7 @@ fn bzpop_generic(cx: &mut Cx, a: &[&[u8]], max: bool) -> Reply {
         let (popped, emptied) =
             tri!(cx.zset_mut(key, false, |z| (z.pop(1, max), z.is_empty()))).unwrap_or((Vec::new(), false));
         let Some((m, score)) = popped.into_iter().next() else { continue };
-        notify_removed(cx, if max { "zpopmax" } else { "zpopmin" }, key, emptied);
+        cx.notify_removed(notify::ZSET, if max { "zpopmax" } else { "zpopmin" }, key, emptied);
         let name: &[u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
         cx.propagate(vec![name.to_vec(), key.to_vec()]);
         return Reply::Array(vec![Reply::bulk(key), Reply::Bulk(m), Reply::Double(score)]);
