@@ -128,6 +128,15 @@ impl<'a> Cx<'a> {
         &mut self.shard_mut(idx).dbs[db]
     }
 
+    /// The database part for a write of `key`: a running snapshot keeps the
+    /// key's value first. Every write to a key gets its `Db` here.
+    fn db_for_write(&mut self, h: u64, db: usize, key: &[u8]) -> &mut Db {
+        let idx = self.shard_index(h);
+        let shard = self.shard_mut(idx);
+        shard.before_write(db, h, key);
+        &mut shard.dbs[db]
+    }
+
     /// The current database's part in the shard of hash `h`.
     pub(crate) fn db_mut(&mut self, h: u64) -> &mut Db {
         let db = self.db;
@@ -256,7 +265,7 @@ impl<'a> Cx<'a> {
         if !expired {
             return false;
         }
-        if let Some(old) = self.db_of(h, db).remove(h, key) {
+        if let Some(old) = self.db_for_write(h, db, key).remove(h, key) {
             self.add_used(h, -(old.mem() as isize));
         }
         self.key_changed(h, db, key);
@@ -374,7 +383,7 @@ impl<'a> Cx<'a> {
         let db = self.db;
         self.expire_if_needed(h, db, key);
         let meta = self.eng.initial_meta(self.now);
-        let d = self.db_of(h, db);
+        let d = self.db_for_write(h, db, key);
         let delta = match d.get_mut(h, key) {
             Some(e) if ttl == Ttl::Keep || (ttl == Ttl::Clear && e.deadline == 0) => {
                 let old = e.mem() as isize;
@@ -409,7 +418,7 @@ impl<'a> Cx<'a> {
         e.deadline = deadline;
         e.meta = self.eng.initial_meta(self.now);
         let new = e.mem() as isize;
-        let delta = match self.db_of(h, db).insert(h, e) {
+        let delta = match self.db_for_write(h, db, key).insert(h, e) {
             Some(old) => new - old.mem() as isize,
             None => new,
         };
@@ -437,7 +446,7 @@ impl<'a> Cx<'a> {
     pub(crate) fn take_in(&mut self, db: usize, key: &[u8]) -> Option<(Value, u64)> {
         let h = hash(key);
         self.expire_if_needed(h, db, key);
-        let old = self.db_of(h, db).remove(h, key)?;
+        let old = self.db_for_write(h, db, key).remove(h, key)?;
         self.add_used(h, -(old.mem() as isize));
         self.key_changed(h, db, key);
         self.mark_dirty();
@@ -456,7 +465,7 @@ impl<'a> Cx<'a> {
         let h = hash(key);
         let db = self.db;
         self.expire_if_needed(h, db, key);
-        if !self.db_of(h, db).set_deadline(h, key, deadline) {
+        if !self.db_for_write(h, db, key).set_deadline(h, key, deadline) {
             return false;
         }
         self.key_changed(h, db, key);
@@ -482,7 +491,7 @@ impl<'a> Cx<'a> {
         let db = self.db;
         self.expire_if_needed(h, db, key);
         let meta = self.eng.initial_meta(self.now);
-        let d = self.db_of(h, db);
+        let d = self.db_for_write(h, db, key);
         let (r, delta, emptied) = match d.get_mut(h, key) {
             Some(e) => {
                 // Ask the type check about an empty string before touching
@@ -628,6 +637,7 @@ impl<'a> Cx<'a> {
         let mut removed = 0;
         let eng = self.eng;
         for (idx, shard) in self.guards.iter_mut() {
+            shard.snapshot_finish_walk();
             let d = &mut shard.dbs[db];
             removed += d.len();
             let freed = d.keys.iter().map(|e| e.mem() as isize).sum::<isize>();
@@ -644,6 +654,7 @@ impl<'a> Cx<'a> {
     pub(crate) fn swap_dbs(&mut self, a: usize, b: usize) {
         let mut moved = 0;
         for shard in self.shards_mut() {
+            shard.snapshot_finish_walk();
             moved += shard.dbs[a].len() + shard.dbs[b].len();
             shard.dbs.swap(a, b);
             shard.touch_all_watched(a);

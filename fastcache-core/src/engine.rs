@@ -236,6 +236,8 @@ pub(crate) struct Shard {
     pub(crate) rng: fastrand::Rng,
     /// Counted under the shard's lock, so counting costs no shared atomic.
     pub(crate) stats: Stats,
+    /// This shard's part of a running snapshot (see `snapshot.rs`).
+    pub(crate) snap: Option<Box<crate::snapshot::ShardSnap>>,
 }
 
 impl Shard {
@@ -245,6 +247,7 @@ impl Shard {
             watched: HashMap::new(),
             rng: fastrand::Rng::new(),
             stats: Stats::default(),
+            snap: None,
         }
     }
 
@@ -325,6 +328,8 @@ pub(crate) struct Inner {
     write_block: Mutex<Option<String>>,
     pub(crate) lfu_log_factor: AtomicU32,
     pub(crate) lfu_decay_time: AtomicU32,
+    /// A snapshot cursor is alive (one at a time).
+    pub(crate) snapshot_running: AtomicBool,
 }
 
 impl Inner {
@@ -399,6 +404,7 @@ impl Engine {
             write_block: Mutex::new(None),
             lfu_log_factor: AtomicU32::new(10),
             lfu_decay_time: AtomicU32::new(1),
+            snapshot_running: AtomicBool::new(false),
         };
         Engine(Arc::new(inner))
     }
@@ -674,6 +680,26 @@ impl Engine {
     /// As [`Engine::apply_record`].
     pub fn apply_op(&self, op: &Op) -> Result<()> {
         self.apply_record(&Record { ops: vec![op.clone()] })
+    }
+
+    /// A digest of the whole keyspace — every database, key, value and
+    /// deadline — independent of insertion order and of the process (like
+    /// Redis' `DEBUG DIGEST`): two engines with the same data have the same
+    /// digest. Locks one shard at a time, so it is only exact while nothing
+    /// writes. For tests, replication checks and tools.
+    pub fn digest(&self) -> u64 {
+        // A fixed seed: the digest must agree between processes.
+        let state = foldhash::fast::FixedState::with_seed(0x6661_7374_6361_6368);
+        let mut sum = 0u64;
+        for s in self.0.shards.iter() {
+            let s = s.lock();
+            for (dbi, db) in s.dbs.iter().enumerate() {
+                for e in db.keys.iter() {
+                    sum = sum.wrapping_add(e.digest(&state, dbi));
+                }
+            }
+        }
+        sum
     }
 
     /// Estimated bytes used by keys and values.

@@ -230,6 +230,7 @@ fn evict_one(
     };
     let mut shard = inner.shards[si].lock();
     let h = hash(&key);
+    shard.before_write(dbi, h, &key);
     let Some(old) = shard.dbs[dbi].remove(h, &key) else {
         // Deleted by someone else meanwhile: that freed memory too.
         return true;

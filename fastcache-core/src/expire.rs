@@ -73,6 +73,7 @@ impl Engine {
                     let mut ops = Vec::with_capacity(due.len());
                     for key in due {
                         let h = hash(&key);
+                        shard.before_write(dbi, h, &key);
                         if let Some(old) = shard.dbs[dbi].remove(h, &key) {
                             inner.add_used(si, -(old.mem() as isize));
                             shard.touch_watched(dbi, &key);

@@ -215,6 +215,37 @@ impl KeyEntry {
         }
     }
 
+    /// This key's share of [`Engine::digest`](crate::Engine::digest):
+    /// byte-exact, independent of the order of hash fields and set members.
+    pub(crate) fn digest(&self, state: &impl std::hash::BuildHasher, db: usize) -> u64 {
+        use std::hash::Hasher;
+        let value = match self.obj() {
+            ObjRef::Str(s) => state.hash_one((0u8, s)),
+            ObjRef::List(l) => {
+                let mut h = state.build_hasher();
+                h.write_u8(1);
+                for x in l.iter() {
+                    h.write_usize(x.len());
+                    h.write(x);
+                }
+                h.finish()
+            }
+            ObjRef::Hash(h) => h.iter().fold(2u64, |acc, fv| acc.wrapping_add(state.hash_one(fv))),
+            ObjRef::Set(s) => s.iter().fold(3u64, |acc, m| acc.wrapping_add(state.hash_one(m))),
+            ObjRef::ZSet(z) => {
+                let mut h = state.build_hasher();
+                h.write_u8(4);
+                for (m, score) in z.iter() {
+                    h.write_usize(m.len());
+                    h.write(m);
+                    h.write_u64(score.to_bits());
+                }
+                h.finish()
+            }
+        };
+        state.hash_one((db, self.key(), self.deadline, value))
+    }
+
     /// Approximate bytes this key costs: slot, allocations, value.
     pub(crate) fn mem(&self) -> usize {
         Table::<KeyEntry>::SLOT_BYTES

@@ -48,6 +48,7 @@ mod keyspace;
 pub mod notify;
 mod record;
 mod reply;
+mod snapshot;
 mod table;
 #[cfg(test)]
 mod testutil;
@@ -63,3 +64,4 @@ pub use evict::EvictionPolicy;
 pub use expire::ExpireReport;
 pub use record::{Arg, Op, Record, RECORD_VERSION};
 pub use reply::{errors, Reply};
+pub use snapshot::{decode_entries, SnapshotBusy, SnapshotCursor, SnapshotEntry, SnapshotLoadError};

@@ -49,6 +49,18 @@ pub(crate) fn hash(key: &[u8]) -> u64 {
     STATE.get_or_init(|| foldhash::fast::FixedState::with_seed(fastrand::u64(..))).hash_one(key)
 }
 
+/// One past the last [`position`]: a walk that reached it is complete.
+pub(crate) const POS_END: u64 = 1 << 32;
+
+/// A key's place in the order [`Table::visit_from`] walks a table in.
+pub(crate) fn position(h: u64) -> u64 {
+    position_of(h as u32)
+}
+
+fn position_of(h32: u32) -> u64 {
+    u64::from(h32.reverse_bits())
+}
+
 struct Slot<T> {
     entry: Option<T>,
     next: u32,
@@ -284,6 +296,40 @@ impl<T: Keyed> Table<T> {
         v.reverse_bits()
     }
 
+    /// Calls `f` for every entry whose [`position`] is at least `pos`, whole
+    /// buckets at a time in increasing position order, until `f` returns
+    /// false (the rest of that bucket is still visited) or the table ends.
+    /// Returns the position to continue from; [`POS_END`] when done.
+    ///
+    /// A position is the bit-reversed low half of the key's hash, so a
+    /// bucket covers one contiguous range of positions at any table size:
+    /// "position < returned value" is exactly the set of entries visited so
+    /// far, whether the table grows or shrinks between calls. Snapshots
+    /// rely on that to tell a written key's pre-image is still needed.
+    pub(crate) fn visit_from(&self, mut pos: u64, mut f: impl FnMut(&T) -> bool) -> u64 {
+        if self.buckets.is_empty() {
+            return POS_END;
+        }
+        let mask = self.buckets.len() - 1;
+        let width = 1u64 << (32 - self.buckets.len().trailing_zeros());
+        let mut go_on = true;
+        while pos < POS_END && go_on {
+            let start = pos & !(width - 1);
+            let mut idx = self.buckets[((pos as u32).reverse_bits() as usize) & mask];
+            while idx != NIL {
+                let s = self.slot(idx);
+                if let Some(e) = &s.entry {
+                    if position_of(s.hash) >= pos {
+                        go_on &= f(e);
+                    }
+                }
+                idx = s.next;
+            }
+            pos = start + width;
+        }
+        pos
+    }
+
     fn rehash(&mut self, nbuckets: usize) {
         debug_assert!(nbuckets.is_power_of_two());
         self.buckets.clear();
@@ -360,7 +406,7 @@ mod tests {
     fn shrinks_and_samples_after_mass_delete() {
         let mut t: Table<Box<[u8]>> = Table::new();
         for i in 0..10_000 {
-            t.insert(b(&format!("k{i}")));
+            t.insert(format!("k{i}").into_bytes().into_boxed_slice());
         }
         for i in 0..9_990 {
             t.remove(format!("k{i}").as_bytes());
@@ -414,6 +460,47 @@ mod tests {
 mod model_tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn visit_from_splits_exactly_at_positions_across_resizes() {
+        let mut t: Table<Box<[u8]>> = Table::new();
+        for i in 0..3000u32 {
+            t.insert(format!("k{i}").into_bytes().into_boxed_slice());
+        }
+        let mut seen: HashSet<Vec<u8>> = HashSet::new();
+        let mut pos = 0;
+        let mut step = 0;
+        while pos < POS_END {
+            let mut n = 0;
+            pos = t.visit_from(pos, |e| {
+                assert!(seen.insert(e.to_vec()), "visited twice");
+                n += 1;
+                n < 50
+            });
+            // Everything below `pos` has been visited, nothing above it.
+            for e in t.iter() {
+                assert_eq!(position(hash(e)) < pos, seen.contains(&e.to_vec()));
+            }
+            step += 1;
+            // Resize in both directions mid-walk; only unvisited keys are
+            // added or removed so the check above stays meaningful.
+            if step == 5 {
+                for i in 3000..9000u32 {
+                    let k: Box<[u8]> = format!("k{i}").into_bytes().into_boxed_slice();
+                    if position(hash(&k)) >= pos {
+                        t.insert(k);
+                    }
+                }
+            }
+            if step == 20 {
+                let victims: Vec<Box<[u8]>> = t.iter().filter(|e| position(hash(e)) >= pos).cloned().collect();
+                for k in victims.iter().skip(50) {
+                    t.remove(k);
+                }
+            }
+        }
+        assert_eq!(seen.len(), t.len());
+    }
 
     /// Random inserts and removes against a `HashSet`, checking lookups,
     /// iteration and sampling after every step.

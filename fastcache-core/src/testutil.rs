@@ -31,6 +31,13 @@ impl T {
         self.run_bytes(&argv)
     }
 
+    /// Runs a command that must not fail.
+    pub(crate) fn ok(&mut self, args: &[&str]) -> Reply {
+        let r = self.run(args);
+        assert!(!r.is_error(), "{args:?} failed: {r:?}");
+        r
+    }
+
     pub(crate) fn run_bytes(&mut self, argv: &[&[u8]]) -> Reply {
         let log = &mut self.log;
         let mut journal = |r: &Record| {
