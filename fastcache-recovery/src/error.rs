@@ -28,4 +28,35 @@ pub enum Error {
         /// The engine's error.
         source: fastcache_core::Error,
     },
+    /// The snapshot directory or its manifest could not be read.
+    #[error("snapshots: {0}")]
+    Snapshots(fastcache_snapshot::SnapshotError),
+    /// A snapshot is intact but cannot be loaded by this server (an I/O
+    /// error, a configuration that cannot hold it).
+    #[error("snapshot {} cannot be loaded: {reason}. Nothing was changed", path.display())]
+    Unloadable {
+        /// The snapshot file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The WAL does not reach back to the records right after the snapshot
+    /// recovery would start from: some writes exist in no file.
+    #[error(
+        "cannot recover a consistent state: the WAL starts at LSN {wal_first}, but LSN {needed_from} is needed{}{}. \
+         Nothing was changed; run `fastcache check` on the data directory, restore it from a backup, or start \
+         with ENABLE_CRASH_RECOVERY=false to move it aside and start empty",
+        snapshot.as_ref().map(|p| format!(" after snapshot {}", p.display())).unwrap_or_else(|| " (no usable snapshot)".into()),
+        if skipped.is_empty() { String::new() } else { format!("; damaged snapshots: {}", skipped.join("; ")) }
+    )]
+    Gap {
+        /// The first LSN the state needs from the log.
+        needed_from: u64,
+        /// The first LSN the log holds.
+        wal_first: u64,
+        /// The snapshot recovery loaded, if any.
+        snapshot: Option<std::path::PathBuf>,
+        /// Damaged snapshots passed over, with their problems.
+        skipped: Vec<String>,
+    },
 }

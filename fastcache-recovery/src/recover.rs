@@ -1,0 +1,253 @@
+//! Crash recovery: the newest snapshot that verifies, then the WAL after it.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use fastcache_core::Engine;
+use fastcache_snapshot::{SnapshotEntry, SnapshotStore};
+use fastcache_wal::{Lsn, Wal};
+
+use crate::error::{Error, Result};
+use crate::replay::{replay_wal, ReplayReport};
+
+/// The snapshot recovery loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedSnapshot {
+    /// Its file.
+    pub path: PathBuf,
+    /// The LSN it is consistent at.
+    pub lsn: Lsn,
+    /// Keys loaded.
+    pub keys: u64,
+    /// Size of the file.
+    pub file_bytes: u64,
+    /// Decompressed size of its entries.
+    pub raw_bytes: u64,
+    /// How long loading took.
+    pub elapsed: Duration,
+}
+
+/// A snapshot recovery could not use, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedSnapshot {
+    /// Its file.
+    pub path: PathBuf,
+    /// What was wrong with it.
+    pub reason: String,
+}
+
+/// What [`recover`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// The snapshot loaded, if any.
+    pub snapshot: Option<LoadedSnapshot>,
+    /// Newer snapshots that were damaged and passed over, newest first.
+    pub skipped: Vec<SkippedSnapshot>,
+    /// The WAL records replayed after the snapshot.
+    pub wal: ReplayReport,
+    /// Total time.
+    pub elapsed: Duration,
+}
+
+/// Where recovery is, for progress lines and `INFO persistence`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Loading a snapshot: chunks done of the total.
+    Snapshot {
+        /// Chunks loaded.
+        chunks_done: u64,
+        /// Chunks in the file.
+        chunks: u64,
+    },
+    /// Replaying the WAL: records so far, the LSN reached and the last.
+    Wal {
+        /// Records replayed so far.
+        records: u64,
+        /// The last LSN replayed.
+        lsn: Lsn,
+        /// The log's last LSN (the goal).
+        last_lsn: Lsn,
+    },
+}
+
+/// Rebuilds `engine` (which must be empty) from the newest snapshot in
+/// `snapshots` whose checksums verify, then the records of `wal` after that
+/// snapshot's LSN.
+///
+/// A damaged snapshot is logged and passed over for the next older one,
+/// which needs a longer stretch of WAL; the server keeps WAL back to its
+/// oldest retained snapshot for exactly this. With no usable snapshot, the
+/// whole WAL is replayed — if it still starts at its first record.
+///
+/// `threads` decode snapshot chunks in parallel. `progress` is called now
+/// and then.
+///
+/// # Errors
+/// - [`Error::Gap`] if the WAL no longer holds the records right after the
+///   chosen snapshot (or the beginning of history when no snapshot is
+///   usable): starting would silently lose writes, so recovery refuses.
+/// - [`Error::Wal`], [`Error::Record`], [`Error::Replay`] from the replay.
+pub fn recover(
+    engine: &Engine,
+    wal: &Wal,
+    snapshots: &SnapshotStore,
+    threads: usize,
+    mut progress: impl FnMut(Progress),
+) -> Result<RecoveryReport> {
+    let start = Instant::now();
+    let mut report = RecoveryReport::default();
+    let wal_first = wal.stats().first_lsn;
+    let wal_last = wal.last_lsn();
+    let candidates = match snapshots.list() {
+        Ok(c) => c,
+        Err(e) if e.is_corruption() => {
+            tracing::error!("the snapshot MANIFEST is damaged ({e}); rebuilding it from the snapshot files present");
+            snapshots.rebuild_manifest().map_err(Error::Snapshots)?
+        }
+        Err(e) => return Err(Error::Snapshots(e)),
+    };
+    for candidate in candidates {
+        let path = candidate.path.clone();
+        match load_one(engine, snapshots, &candidate, threads, &mut progress) {
+            Ok(loaded) => {
+                tracing::info!(
+                    file = %loaded.path.display(),
+                    lsn = loaded.lsn,
+                    keys = loaded.keys,
+                    bytes = loaded.file_bytes,
+                    elapsed_ms = loaded.elapsed.as_millis() as u64,
+                    "snapshot loaded"
+                );
+                report.snapshot = Some(loaded);
+                break;
+            }
+            Err(LoadFailure::Unusable(reason)) => {
+                return Err(Error::Unloadable { path, reason });
+            }
+            Err(LoadFailure::Damaged(reason)) => {
+                tracing::error!(
+                    file = %path.display(),
+                    "snapshot is unusable ({reason}); falling back to the previous one and a longer stretch of WAL"
+                );
+                // Out of the manifest (renamed *.bad, kept for inspection),
+                // so retention never deletes a good older snapshot in
+                // favour of it.
+                match snapshots.drop_snapshot(&path) {
+                    Ok(Some(bad)) => tracing::warn!(renamed_to = %bad.display(), "damaged snapshot set aside"),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!("could not set the damaged snapshot aside ({e})"),
+                }
+                report.skipped.push(SkippedSnapshot { path, reason });
+                // A partly loaded snapshot must not leak into the next try.
+                clear(engine);
+            }
+        }
+    }
+    let from = report.snapshot.as_ref().map_or(0, |s| s.lsn);
+    // Records (from, wal_last] must all be in the log.
+    if wal_last > from && wal_first > from + 1 {
+        return Err(Error::Gap {
+            needed_from: from + 1,
+            wal_first,
+            snapshot: report.snapshot.as_ref().map(|s| s.path.clone()),
+            skipped: report.skipped.iter().map(|s| format!("{}: {}", s.path.display(), s.reason)).collect(),
+        });
+    }
+    if wal_last > from {
+        tracing::info!(from = from + 1, to = wal_last, "replaying the WAL after the snapshot");
+    }
+    report.wal = replay_wal(engine, wal, from + 1, |r| {
+        progress(Progress::Wal { records: r.records, lsn: r.last_lsn, last_lsn: wal_last });
+        let done = r.last_lsn.saturating_sub(from) as f64 / wal_last.saturating_sub(from).max(1) as f64;
+        tracing::info!(
+            records = r.records,
+            percent = format!("{:.1}", done * 100.0),
+            records_per_sec = (r.records as f64 / r.elapsed.as_secs_f64().max(1e-9)) as u64,
+            "replaying the WAL…"
+        );
+    })?;
+    report.elapsed = start.elapsed();
+    Ok(report)
+}
+
+/// Loads one snapshot file; any failure is a reason to try the next one.
+fn load_one(
+    engine: &Engine,
+    store: &SnapshotStore,
+    entry: &SnapshotEntry,
+    threads: usize,
+    progress: &mut impl FnMut(Progress),
+) -> std::result::Result<LoadedSnapshot, LoadFailure> {
+    let start = Instant::now();
+    let path = &entry.path;
+    let reader = store.open_snapshot(entry).map_err(|e| {
+        if e.is_corruption() {
+            LoadFailure::Damaged(e.to_string())
+        } else {
+            LoadFailure::Unusable(e.to_string())
+        }
+    })?;
+    let info = reader.info().clone();
+    let chunks = u64::from(info.chunks);
+    progress(Progress::Snapshot { chunks_done: 0, chunks });
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let last_log = parking_lot::Mutex::new(Instant::now());
+    let loaded = std::sync::atomic::AtomicU64::new(0);
+    reader
+        .load_parallel(threads, |raw, _entries| {
+            let n = engine.load_snapshot_chunk(raw)?;
+            loaded.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            let mut last = last_log.lock();
+            if last.elapsed() >= Duration::from_secs(1) {
+                *last = Instant::now();
+                tracing::info!(
+                    chunks = d,
+                    of = chunks,
+                    percent = format!("{:.1}", d as f64 * 100.0 / chunks.max(1) as f64),
+                    keys = loaded.load(std::sync::atomic::Ordering::Relaxed),
+                    "loading the snapshot…"
+                );
+            }
+            Ok::<(), fastcache_core::SnapshotLoadError>(())
+        })
+        .map_err(|e| match &e {
+            // The file is fine but this server cannot hold it: falling back
+            // to an older snapshot would not help and must not discard it.
+            fastcache_snapshot::LoadError::Callback {
+                error: fastcache_core::SnapshotLoadError::Database { .. },
+                ..
+            } => LoadFailure::Unusable(e.to_string()),
+            fastcache_snapshot::LoadError::Snapshot(se) if !se.is_corruption() => LoadFailure::Unusable(e.to_string()),
+            _ => LoadFailure::Damaged(e.to_string()),
+        })?;
+    progress(Progress::Snapshot { chunks_done: chunks, chunks });
+    let keys = loaded.into_inner();
+    if keys != info.keys {
+        return Err(LoadFailure::Damaged(format!("the file says it holds {} keys but {keys} were loaded", info.keys)));
+    }
+    Ok(LoadedSnapshot {
+        path: path.to_path_buf(),
+        lsn: info.meta.lsn,
+        keys,
+        file_bytes: info.file_bytes,
+        raw_bytes: info.raw_bytes,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Why a snapshot could not be loaded.
+enum LoadFailure {
+    /// Its bytes are damaged: fall back to the previous snapshot.
+    Damaged(String),
+    /// It is intact but cannot be loaded here (I/O error, too many
+    /// databases for this configuration): stop, touch nothing.
+    Unusable(String),
+}
+
+/// Empties an engine without journalling anything.
+fn clear(engine: &Engine) {
+    let mut s = engine.session();
+    let _ = engine.execute(&mut s, &[b"FLUSHALL"]);
+    engine.reset_dirty();
+}
