@@ -19,7 +19,8 @@ pub fn server_arity(name: &str) -> Option<i32> {
     Some(match name {
         "ping" | "quit" | "hello" | "command" | "info" | "shutdown" | "unsubscribe" | "punsubscribe" => -1,
         "echo" => 2,
-        "reset" | "time" | "lastsave" => 1,
+        "reset" | "time" | "lastsave" | "save" | "bgrewriteaof" => 1,
+        "bgsave" => -1,
         "auth" | "client" | "config" | "debug" | "subscribe" | "psubscribe" | "pubsub" => -2,
         "publish" => 3,
         _ => return None,
@@ -55,8 +56,13 @@ pub fn sync_server_command(conn: &mut Conn, argv: &[&[u8]]) -> Reply {
             if argv.len() != 1 {
                 return errors::wrong_args("lastsave");
             }
-            Reply::Int(conn.shared.last_save_unix.load(Ordering::Relaxed) as i64)
+            let snap = conn.shared.persistence().and_then(|p| p.snapshots.as_ref()).map_or(0, |s| s.last_save_unix());
+            Reply::Int(if snap > 0 { snap } else { conn.shared.last_save_unix.load(Ordering::Relaxed) } as i64)
         }
+        "bgsave" => crate::snapshots::bgsave_command(conn, argv),
+        "bgrewriteaof" => crate::snapshots::bgrewriteaof_command(conn, argv),
+        // SAVE waits for the snapshot; inside MULTI it is refused earlier.
+        "save" => Reply::err("ERR Command not allowed inside a transaction"),
         "info" => crate::info::info(conn, argv),
         "config" => crate::params::config_command(conn, argv),
         "client" => crate::client::client_command(conn, argv),

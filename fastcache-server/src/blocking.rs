@@ -318,7 +318,7 @@ impl Blocking {
 /// Runs one command for a waiter; its effect goes to the WAL like any
 /// client's. (The waiter waits for durability before it replies.)
 fn run_for_waiter(shared: &Shared, session: &mut Session, argv: &[&[u8]]) -> Outcome {
-    let mut journal = crate::persist::WalJournal::new(shared.persistence.as_deref());
+    let mut journal = crate::persist::WalJournal::new(shared.persistence().map(|p| &**p));
     shared.engine.execute_with(session, argv, &mut journal)
 }
 

@@ -284,6 +284,12 @@ fn lookup<'t>(t: &'t Table, name: &[u8]) -> Option<&'t Meta> {
     }
 }
 
+/// Whether `name` (lower case) may run while the dataset is loading:
+/// Redis' `loading` command flag.
+pub fn allowed_while_loading(engine: &Engine, name: &str) -> bool {
+    lookup(table(engine), name.as_bytes()).is_some_and(|m| m.flags.contains(&"loading"))
+}
+
 /// Redis' reply to an unknown subcommand of a container command.
 pub fn unknown_subcommand(container: &str, sub: &[u8]) -> Reply {
     let shown: String = String::from_utf8_lossy(sub).chars().take(128).collect();
@@ -814,6 +820,9 @@ pubsub|help | 2 | 0 0 0 | loading stale | @slow | - | pubsub | 6.2.0 | O(1) | Sh
 pubsub|numpat | 2 | 0 0 0 | pubsub loading stale | @pubsub @slow | - | pubsub | 2.8.0 | O(1) | Get the count of unique patterns pattern subscriptions
 pubsub|numsub | -2 | 0 0 0 | pubsub loading stale | @pubsub @slow | - | pubsub | 2.8.0 | O(N) for the NUMSUB subcommand, where N is the number of requested channels | Get the count of subscribers for channels
 punsubscribe | -1 | 0 0 0 | pubsub noscript loading stale | @pubsub @slow | - | pubsub | 2.0.0 | O(N+M) where N is the number of patterns the client is already subscribed and M is the number of total patterns subscribed in the system (by any client). | Stop listening for messages posted to channels matching the given patterns
+save | 1 | 0 0 0 | admin noscript no_async_loading no_multi | @admin @slow @dangerous | - | server | 1.0.0 | O(N) where N is the total number of keys in all databases | Synchronously save the dataset to disk
+bgsave | -1 | 0 0 0 | admin noscript no_async_loading | @admin @slow @dangerous | - | server | 1.0.0 | O(1) | Asynchronously save the dataset to disk
+bgrewriteaof | 1 | 0 0 0 | admin noscript no_async_loading | @admin @slow @dangerous | - | server | 1.0.0 | O(1) | Asynchronously rewrite the append-only file
 quit | -1 | 0 0 0 | noscript loading stale fast no_auth allow_busy | @fast @connection | - | connection | 1.0.0 | O(1) | Close the connection
 randomkey | 1 | 0 0 0 | readonly | @keyspace @read @slow | request_policy:all_shards nondeterministic_output | generic | 1.0.0 | O(1) | Return a random key from the keyspace
 rename | 3 | 1 2 1 | write | @keyspace @write @slow | - | generic | 1.0.0 | O(1) | Rename a key

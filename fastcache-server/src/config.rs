@@ -53,6 +53,8 @@ pub struct Config {
     pub wal_flush_interval: Duration,
     pub wal_fsync: FsyncPolicy,
     pub max_snapshot_size: u64,
+    /// How many snapshots to keep (the WAL is kept back to the oldest).
+    pub snapshot_retain: usize,
     pub wal_segment_size: u64,
 }
 
@@ -106,6 +108,11 @@ pub const VARS: &[Var] = &[
     Var { name: "WAL_FSYNC", default: "interval", help: "always | interval | never" },
     Var { name: "FASTCACHE_WAL_SEGMENT_SIZE", default: "64mb", help: "size of each WAL segment file (1mb-4gb)" },
     Var { name: "MAX_SNAPSHOT_SIZE", default: "1GB", help: "size; a larger snapshot is abandoned" },
+    Var {
+        name: "SNAPSHOT_RETAIN_COUNT",
+        default: "2",
+        help: "snapshots to keep (1-100); the WAL is kept back to the oldest, for fallback",
+    },
 ];
 
 /// A configuration error: which variable, its value, what is accepted.
@@ -230,6 +237,9 @@ impl Config {
                 _ => None,
             })?,
             max_snapshot_size: parse(get("MAX_SNAPSHOT_SIZE"), |s| parse_size(s).filter(|&n| n > 0))?,
+            snapshot_retain: parse(get("SNAPSHOT_RETAIN_COUNT"), |s| {
+                s.trim().parse().ok().filter(|n: &usize| (1..=100).contains(n))
+            })?,
             wal_segment_size: parse(get("FASTCACHE_WAL_SEGMENT_SIZE"), |s| {
                 parse_size(s).filter(|n| (1 << 20..=4 << 30).contains(n))
             })?,
@@ -249,7 +259,7 @@ impl Config {
         format!(
             "ENABLE_PERSISTENCE={} ENABLE_WRITE_AHEAD_LOG={} ENABLE_SNAPSHOTS={} ENABLE_INCREMENTAL_BACKUP={} \
              ENABLE_CRASH_RECOVERY={} ENABLE_NODE_RECOVERY={} RECOVERY_TIMEOUT={:?} PERSISTENCE_DIR={} \
-             SNAPSHOT_INTERVAL={:?} WAL_FLUSH_INTERVAL={:?} WAL_FSYNC={fsync} MAX_SNAPSHOT_SIZE={}",
+             SNAPSHOT_INTERVAL={:?} WAL_FLUSH_INTERVAL={:?} WAL_FSYNC={fsync} MAX_SNAPSHOT_SIZE={} SNAPSHOT_RETAIN_COUNT={}",
             self.enable_persistence,
             self.enable_wal,
             self.enable_snapshots,
@@ -261,6 +271,7 @@ impl Config {
             self.snapshot_interval,
             self.wal_flush_interval,
             self.max_snapshot_size,
+            self.snapshot_retain,
         )
     }
 }

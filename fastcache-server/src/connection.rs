@@ -79,6 +79,9 @@ pub(crate) const SERVER_COMMANDS: &[&str] = &[
     "config",
     "time",
     "lastsave",
+    "save",
+    "bgsave",
+    "bgrewriteaof",
     "shutdown",
     "debug",
     "subscribe",
@@ -248,7 +251,7 @@ impl Conn {
                 self.shared.stats.net_input_bytes.fetch_add(input_bytes, Ordering::Relaxed);
             }
             let lsn = std::mem::take(&mut self.batch_lsn);
-            if let Some(p) = &self.shared.persistence {
+            if let Some(p) = self.shared.persistence() {
                 if p.sync_replies() && p.wait_durable(lsn).await.is_err() {
                     // The batch's writes are applied in memory but not
                     // durable: none of its replies may be sent. Closing
@@ -352,6 +355,10 @@ impl Conn {
             self.reply(&Reply::err("NOAUTH Authentication required."));
             return Flow::Continue;
         }
+        if self.shared.loading.is_active() && !crate::command::allowed_while_loading(&self.shared.engine, name) {
+            self.reply(&Reply::err(crate::loading::LOADING_ERROR));
+            return Flow::Continue;
+        }
         if self.subscribed() && !self.resp3() && !SUBSCRIBED_OK.contains(&name) {
             // Redis names container commands with their subcommand.
             let full = match argv.get(1) {
@@ -370,6 +377,12 @@ impl Conn {
         }
 
         let is_server = SERVER_COMMANDS.contains(&name);
+        if name == "save" && self.session.in_multi() {
+            self.session.flag_multi_error();
+            self.reply(&Reply::err("ERR Command not allowed inside a transaction"));
+            crate::metrics::count_command(name, true);
+            return Flow::Continue;
+        }
         if is_server && self.session.in_multi() && !matches!(name, "quit" | "reset") {
             let arity_ok = crate::admin::server_arity(name).is_none_or(|a| {
                 if a >= 0 {
@@ -409,7 +422,7 @@ impl Conn {
             self.multi_engine = 0;
         }
         let db_before = self.session.db();
-        let mut journal = WalJournal::new(shared.persistence.as_deref());
+        let mut journal = WalJournal::new(shared.persistence().map(|p| &**p));
         let outcome = shared.engine.execute_with(&mut self.session, argv, &mut journal);
         self.batch_lsn = self.batch_lsn.max(journal.last_lsn);
         let mut reply = outcome.reply;
@@ -438,7 +451,7 @@ impl Conn {
                 // The pop was made (and logged) by the client that served
                 // us; the log holds it by now, so waiting for everything
                 // appended so far covers it.
-                if let Some(p) = &shared.persistence {
+                if let Some(p) = shared.persistence() {
                     self.batch_lsn = self.batch_lsn.max(p.wal.last_lsn());
                 }
                 self.reply(&r);
@@ -501,6 +514,11 @@ impl Conn {
             }
             "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe" => {
                 crate::pubsub::subscription_command(self, name, argv);
+                Flow::Continue
+            }
+            "save" => {
+                let r = crate::snapshots::save_command(self, argv).await;
+                self.reply(&r);
                 Flow::Continue
             }
             _ => {

@@ -11,8 +11,13 @@ pub async fn run(shared: Arc<Shared>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        // Expiring keys mid-recovery would journal deletions the replay has
+        // not reached yet.
+        if shared.loading.is_active() {
+            continue;
+        }
         let engine = shared.engine.clone();
-        let persistence = shared.persistence.clone();
+        let persistence = shared.persistence().cloned();
         // A quarter of a tick at most, as Redis' slow cycle (25% of CPU).
         // Expired keys are logged as DEL like any write (invariant 2).
         let report = tokio::task::spawn_blocking(move || {

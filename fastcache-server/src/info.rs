@@ -302,18 +302,31 @@ fn section(out: &mut String, conn: &mut Conn, name: &str) {
             line("mem_allocator", &"mimalloc");
         }
         "persistence" => {
-            line("loading", &0);
-            line("rdb_changes_since_last_save", &sh.engine.dirty());
-            line("rdb_bgsave_in_progress", &0);
-            line("rdb_last_save_time", &sh.last_save_unix.load(Ordering::Relaxed));
-            line("aof_enabled", &0);
-            line("aof_rewrite_in_progress", &0);
-            match &sh.persistence {
+            for (k, v) in sh.loading.info_fields() {
+                line(k, &v);
+            }
+            let p = sh.persistence();
+            let snap_fields = p.map(|p| p.redis_snapshot_fields()).unwrap_or_default();
+            if snap_fields.is_empty() {
+                line("rdb_changes_since_last_save", &sh.engine.dirty());
+                line("rdb_bgsave_in_progress", &0);
+                line("rdb_last_bgsave_status", &"ok");
+                line("aof_rewrite_in_progress", &0);
+            }
+            let last_snap = p.and_then(|p| p.snapshots.as_ref()).map_or(0, |s| s.last_save_unix());
+            let last_save = if last_snap > 0 { last_snap } else { sh.last_save_unix.load(Ordering::Relaxed) };
+            line("rdb_last_save_time", &last_save);
+            for (k, v) in snap_fields {
+                line(k, &v);
+            }
+            line("aof_enabled", &u8::from(p.is_some()));
+            match p {
                 Some(p) => {
-                    for (k, v) in p.info_fields() {
+                    for (k, v) in p.info_fields().into_iter().chain(p.snapshot_info_fields()) {
                         line(k, &v);
                     }
                 }
+                None if sh.loading.is_active() => line("fastcache_persistence", &"loading"),
                 None => line("fastcache_persistence", &"disabled"),
             }
         }

@@ -16,12 +16,14 @@ mod connection;
 mod cron;
 mod http;
 mod info;
+mod loading;
 mod metrics;
 mod params;
 mod persist;
 mod pubsub;
 mod resp;
 mod server;
+mod snapshots;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -105,16 +107,26 @@ async fn async_main(
         Some(addr) => Some(http::bind_or_exit(addr).await),
         None => None,
     };
-    // Crash recovery runs before the server announces itself or accepts a
-    // command: clients never see a state the log has not been replayed into.
     let engine = server::Shared::new_engine(&config);
-    let persistence = persist::Persistence::open(&config, &engine)?;
+    let persistent = config.enable_persistence && config.enable_wal;
+    let shared = server::Shared::with_engine(config, local.port(), engine, None);
+    if persistent {
+        // Crash recovery runs on its own thread while connections are
+        // already accepted: commands get -LOADING until it is done, so no
+        // client sees a state the files have not been fully loaded into.
+        shared.loading.start();
+        start_recovery(shared.clone())?;
+    } else {
+        persist::Persistence::open(&shared.config, &shared.engine, |_| {})?;
+    }
+    let announce_now = !persistent;
     // Tests and scripts read this line to learn the port when FASTCACHE_PORT=0.
     println!("fastcache-server {} listening on {local}", env!("CARGO_PKG_VERSION"));
     if let Some(l) = &metrics {
         // Always after the line above, which must stay the first.
         println!("metrics listening on {}", l.local_addr().context("reading the metrics address")?);
     }
+    let config = &shared.config;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         addr = %local,
@@ -126,16 +138,15 @@ async fn async_main(
         requirepass = config.requirepass.is_some(),
         "FastCache started"
     );
-    if persistence.is_some() {
-        tracing::warn!(
-            "snapshots, incremental backups and node recovery are not implemented yet: the WAL keeps every \
-             write and grows until snapshots land; these settings are validated but not yet acted on: {}",
+    if announce_now {
+        announce_ready();
+    }
+    if persistent {
+        tracing::info!(
+            "persistence: {}; incremental backups and node recovery are not implemented yet (their settings are \
+             validated but not acted on)",
             config.persistence_summary()
         );
-    }
-    let shared = server::Shared::with_engine(config, local.port(), engine, persistence);
-    if let Some(p) = &shared.persistence {
-        p.register(&shared.metrics);
     }
     if let Some(l) = metrics {
         tokio::spawn(http::serve(l, shared.clone()));
@@ -163,4 +174,76 @@ async fn async_main(
     let result = server::run(listener, shared).await;
     tracing::info!("FastCache stopped");
     result
+}
+
+/// Says on stdout (after the listening line) and in the log that commands
+/// are served now; test harnesses and scripts wait for this line.
+fn announce_ready() {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "ready to accept commands");
+    let _ = out.flush();
+    tracing::info!("ready to accept commands");
+}
+
+/// Runs crash recovery on a thread of its own, then hands the persistence
+/// layer to the server and lifts `-LOADING`. A failure, or recovery
+/// outlasting RECOVERY_TIMEOUT, ends the process with a message saying why
+/// and how far it got; the data directory is left as it was.
+fn start_recovery(shared: std::sync::Arc<server::Shared>) -> anyhow::Result<()> {
+    let timeout = shared.config.recovery_timeout;
+    let watched = shared.clone();
+    std::thread::Builder::new()
+        .name("fastcache-recovery-watchdog".into())
+        .spawn(move || {
+            let deadline = std::time::Instant::now() + timeout;
+            while watched.loading.is_active() {
+                if std::time::Instant::now() >= deadline {
+                    let msg = format!(
+                        "crash recovery did not finish within RECOVERY_TIMEOUT ({timeout:?}): it was {}. \
+                         The data directory is untouched; raise RECOVERY_TIMEOUT and start again",
+                        watched.loading.describe()
+                    );
+                    tracing::error!("{msg}");
+                    eprintln!("fastcache-server: {msg}");
+                    std::process::exit(1);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        })
+        .context("starting the recovery watchdog")?;
+    std::thread::Builder::new()
+        .name("fastcache-recovery".into())
+        .spawn(move || {
+            let opened = persist::Persistence::open(&shared.config, &shared.engine, |p| shared.loading.update(p));
+            match opened {
+                Ok(Some(p)) => {
+                    p.register(&shared.metrics);
+                    p.register_snapshots(&shared.metrics);
+                    let _ = shared.persistence.set(p.clone());
+                    if p.snapshots.is_some() {
+                        let bg = p.clone();
+                        if let Err(e) = std::thread::Builder::new()
+                            .name("fastcache-snapshots".into())
+                            .spawn(move || bg.run_background())
+                        {
+                            tracing::error!("cannot start the snapshot thread ({e}); no scheduled snapshots");
+                        }
+                    }
+                    shared.loading.finish();
+                    announce_ready();
+                }
+                Ok(None) => {
+                    shared.loading.finish();
+                    announce_ready();
+                }
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("fastcache-server: {e:#}");
+                    std::process::exit(1);
+                }
+            }
+        })
+        .context("starting crash recovery")?;
+    Ok(())
 }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use fastcache_core::{Engine, EngineConfig};
@@ -75,8 +75,11 @@ impl ClientInfo {
 /// State shared by all connections.
 pub struct Shared {
     pub engine: Engine,
-    /// The WAL, unless persistence is off.
-    pub persistence: Option<Arc<crate::persist::Persistence>>,
+    /// The WAL and snapshots, unless persistence is off; set once crash
+    /// recovery has finished (see [`Shared::persistence`]).
+    pub persistence: OnceLock<Arc<crate::persist::Persistence>>,
+    /// Crash recovery is running: commands get `-LOADING`.
+    pub loading: crate::loading::Loading,
     pub config: Config,
     /// Runtime parameters (CONFIG GET/SET).
     pub params: RwLock<Params>,
@@ -126,9 +129,14 @@ impl Shared {
         let (shutdown, _) = watch::channel(false);
         let broker = Broker::new(engine.clone());
         let metrics = crate::metrics::Registry::new(&engine);
+        let cell = OnceLock::new();
+        if let Some(p) = persistence {
+            let _ = cell.set(p);
+        }
         Arc::new(Shared {
             engine,
-            persistence,
+            persistence: cell,
+            loading: crate::loading::Loading::default(),
             params: RwLock::new(params),
             config,
             clients: Mutex::new(HashMap::new()),
@@ -143,6 +151,12 @@ impl Shared {
             shutdown,
             next_client_id: AtomicU64::new(1),
         })
+    }
+
+    /// The persistence layer, once recovery has finished (`None` while
+    /// loading and when persistence is off).
+    pub fn persistence(&self) -> Option<&Arc<crate::persist::Persistence>> {
+        self.persistence.get()
     }
 
     pub fn next_client_id(&self) -> u64 {

@@ -104,7 +104,8 @@ fn info_sections_and_fields() {
     assert_eq!(f["mem_allocator"], "mimalloc");
     assert!(f["used_memory_rss"].parse::<u64>().is_ok_and(|n| n > 0));
     assert_eq!(f["loading"], "0");
-    assert_eq!(f["aof_enabled"], "0");
+    // The WAL is the append-only log: tools reading aof_enabled see it on.
+    assert_eq!(f["aof_enabled"], "1");
     assert_eq!(f["rdb_bgsave_in_progress"], "0");
     // Persistence is on by default: the WAL reports itself.
     assert_eq!(f["fastcache_persistence"], "wal");

@@ -68,7 +68,8 @@ pub enum Error {
         path: PathBuf,
     },
     /// An earlier write, allocation or sync failed; the log refuses further
-    /// appends and syncs until it is reopened. A failed fsync is never
+    /// appends and syncs until it is reopened or restarted
+    /// ([`Wal::restart_after`](crate::Wal::restart_after)). A failed fsync is never
     /// retried: the kernel may have dropped the dirty pages, and a second
     /// fsync would falsely succeed.
     #[error("WAL is poisoned by an earlier failure: {cause}")]
@@ -99,6 +100,27 @@ pub enum Error {
         first: Lsn,
         /// Last LSN in the log.
         last: Lsn,
+    },
+    /// [`Wal::restart_after`](crate::Wal::restart_after) was asked to
+    /// continue after an LSN below the log's last one: LSNs the log already
+    /// handed out would be handed out again.
+    #[error("cannot restart the WAL after LSN {lsn}: it already holds LSNs up to {last}")]
+    RestartBehind {
+        /// The LSN asked for.
+        lsn: Lsn,
+        /// The log's last LSN.
+        last: Lsn,
+    },
+    /// A waiter's record was appended but never made durable by the log
+    /// before [`Wal::restart_after`](crate::Wal::restart_after) discarded
+    /// it, and the log was not poisoned then (a poisoned log's waiters get
+    /// `Poisoned` with the failure instead).
+    #[error("LSN {lsn} was discarded unsynced when the WAL restarted after LSN {restarted_after}")]
+    Discarded {
+        /// The LSN waited for.
+        lsn: Lsn,
+        /// The LSN the log restarted after.
+        restarted_after: Lsn,
     },
     /// The log was closed.
     #[error("WAL is closed")]

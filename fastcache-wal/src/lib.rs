@@ -8,7 +8,11 @@
 //! batch is atomic across a crash; durability follows a [`SyncPolicy`] with
 //! group commit (one `msync` covers every record appended before it); a
 //! torn tail is cut on open, and damage in the middle is reported, never
-//! silently skipped (unless a lossy [`RecoveryMode`] asks for it).
+//! silently skipped (unless a lossy [`RecoveryMode`] asks for it). A failed
+//! sync poisons the log; once the owner has made everything durable
+//! elsewhere (a snapshot), [`Wal::restart_after`] heals it in place, and
+//! [`WalOptions::min_next_lsn`] keeps a log that lost its end from reusing
+//! LSNs a snapshot covers.
 //!
 //! **What it is not.** It knows nothing about caches or what the payloads
 //! mean, depends on no other FastCache crate, does not compress, and does
@@ -132,6 +136,25 @@ pub struct WalOptions {
     pub write_mode: WriteMode,
     /// The file system (default: the operating system's).
     pub fs: Arc<dyn FileSystem>,
+    /// The lowest LSN the next append may get (default 0: no constraint;
+    /// 1 is the same). When the opened log's last LSN is below
+    /// `min_next_lsn - 1`, the log continues in a new segment whose first
+    /// LSN is `min_next_lsn`; the records it holds are kept, and the LSNs
+    /// in between belong to no record, ever (a *gap*, recorded in the new
+    /// segment's header so that later opens accept it, and reported in
+    /// [`OpenReport::gap_after`]). A log already at or past it is opened
+    /// unchanged.
+    ///
+    /// The owner of a snapshot taken at LSN `S` opens with `S + 1`: if the
+    /// log lost its end (restored from an older backup, a directory
+    /// emptied, a crash in the middle of [`Wal::restart_after`]), new
+    /// records must not reuse LSNs the snapshot already covers, or a later
+    /// recovery from that snapshot would skip them.
+    ///
+    /// A [`Reader`] steps over a gap: it reads the last record before it,
+    /// then the first after it, and `reader(from)` with `from` inside the
+    /// gap starts at the first record after it.
+    pub min_next_lsn: Lsn,
 }
 
 impl Default for WalOptions {
@@ -142,6 +165,7 @@ impl Default for WalOptions {
             recovery: RecoveryMode::TolerateTornTail,
             write_mode: WriteMode::Auto,
             fs: Arc::new(OsFileSystem),
+            min_next_lsn: 0,
         }
     }
 }
@@ -153,6 +177,7 @@ impl std::fmt::Debug for WalOptions {
             .field("sync", &self.sync)
             .field("recovery", &self.recovery)
             .field("write_mode", &self.write_mode)
+            .field("min_next_lsn", &self.min_next_lsn)
             .finish_non_exhaustive()
     }
 }
@@ -166,13 +191,19 @@ pub struct OpenReport {
     pub records: u64,
     /// First LSN in the log (0 if it holds no record).
     pub first_lsn: Lsn,
-    /// Last LSN ever appended (0 for a new log). With no records left (all
-    /// truncated) it is still the last LSN used, so numbering continues.
+    /// The LSN after which appends continue: the last LSN ever appended (0
+    /// for a new log), or `min_next_lsn - 1` if that is higher. With no
+    /// records left (all truncated) it is still the last LSN used, so
+    /// numbering continues.
     pub last_lsn: Lsn,
     /// Bytes of a torn tail that were cut (zeroed or removed).
     pub truncated_bytes: u64,
     /// Damage a lossy [`RecoveryMode`] skipped or cut; empty otherwise.
     pub skipped: Vec<Corruption>,
+    /// Set when [`WalOptions::min_next_lsn`] moved numbering forward: the
+    /// last LSN the log held (0 for an empty log). The LSNs after it, up to
+    /// `last_lsn`, belong to no record.
+    pub gap_after: Option<Lsn>,
 }
 
 /// An open write-ahead log. Cheap to clone (an `Arc`); `Send + Sync`.
@@ -243,7 +274,9 @@ impl Wal {
         self.core().append_batch(payloads)
     }
 
-    /// The last LSN appended (0 for an empty new log).
+    /// The last LSN appended (0 for an empty new log), or the LSN the log
+    /// was last restarted after ([`Wal::restart_after`],
+    /// [`WalOptions::min_next_lsn`]) if no record came since.
     pub fn last_lsn(&self) -> Lsn {
         self.core().last_lsn.load(Ordering::Acquire)
     }
@@ -281,7 +314,9 @@ impl Wal {
     }
 
     /// A reader from `from` (0 = the first record in the log). It sees
-    /// records appended after it was created; see [`Reader`].
+    /// records appended after it was created; see [`Reader`]. A `from`
+    /// inside a gap in the LSNs ([`WalOptions::min_next_lsn`],
+    /// [`Wal::restart_after`]) starts at the first record after the gap.
     ///
     /// # Errors
     /// `LsnUnavailable` if `from` was truncated away or lies beyond the next
@@ -295,6 +330,60 @@ impl Wal {
     /// segment is never deleted. Readers inside a deleted segment finish it.
     pub fn truncate_before(&self, lsn: Lsn) -> Result<usize> {
         self.core().truncate_before(lsn)
+    }
+
+    /// Starts the log afresh after `lsn`, which the caller has made durable
+    /// elsewhere (a published snapshot taken at `lsn`): deletes every
+    /// segment and continues in a new, empty one whose first LSN is
+    /// `lsn + 1`. Clears a poison: this is how a log that failed (a failed
+    /// sync, write or allocation) is healed without reopening it. Every
+    /// clone of this `Wal` sees the restarted log.
+    ///
+    /// The healing protocol (`docs/durability.md`): once the disk works
+    /// again, take a snapshot at `L = wal.last_lsn()` (memory holds every
+    /// record appended, durable or not), publish it durably, then call
+    /// `restart_after(L)`.
+    ///
+    /// In order: waits for a running sync to end (and keeps others and
+    /// appends out until it returns); allocates and syncs the new segment's
+    /// file — a full disk fails here with nothing changed; removes the old
+    /// segments, oldest first, syncing the directory after each (a crash
+    /// leaves a suffix of the old log, which [`WalOptions::min_next_lsn`] =
+    /// `L + 1` continues correctly on the next open); renames the new
+    /// segment in and syncs the directory and its header. Then the last
+    /// and the durable LSN are `lsn`, appends get `lsn + 1, lsn + 2, …`,
+    /// and the syncer and preallocator go on.
+    ///
+    /// Concurrent callers: an append either completes before the restart
+    /// (it got an LSN ≤ the old last LSN, or failed with `Poisoned`) or
+    /// after it (an LSN > `lsn`); none gets an LSN ≤ `lsn` once this
+    /// returns.
+    ///
+    /// Waiters ([`Wal::wait_durable`], [`Wal::wait_durable_blocking`]) for
+    /// an LSN the old log had not made durable — above its durable LSN and
+    /// at most `lsn` — resolve to the error that poisoned it
+    /// (`Err(Poisoned { cause })`), or to `Err(Discarded)` if it was
+    /// healthy, whenever they are polled, also if they are created only
+    /// after the restart: this log never made those records durable, and
+    /// the owner already treats them as failed. Waiters for LSNs the old
+    /// log had made durable resolve `Ok`, waiters above `lsn` wait for the
+    /// new log's records.
+    ///
+    /// Readers keep reading the old segments they are in (their mappings
+    /// stay valid); one that has read everything up to the old last LSN
+    /// continues with the new log's records, one that has not gets
+    /// `LsnUnavailable` at the end of its segment. `reader(from)` with
+    /// `from ≤` the old last LSN gets `LsnUnavailable`, with `from` between
+    /// it and `lsn` starts at `lsn + 1`.
+    ///
+    /// # Errors
+    /// `RestartBehind` if `lsn` is below [`Wal::last_lsn`] (nothing is
+    /// changed); `Closed`; otherwise the failure of a step above, which
+    /// poisons the log with that failure as the cause (replacing an earlier
+    /// one), since old segments may already be gone — call it again once
+    /// the disk is fixed.
+    pub fn restart_after(&self, lsn: Lsn) -> Result<()> {
+        self.core().restart_after(lsn)
     }
 
     /// The cause, if an earlier failure poisoned the log.

@@ -30,12 +30,16 @@ pub struct Reader {
 
 impl Reader {
     pub(crate) fn new(core: Arc<Core>, from: Lsn) -> Result<Reader> {
-        let last = core.last_lsn.load(std::sync::atomic::Ordering::Acquire);
         let seg = {
             let segs = core.segments.read();
+            // Under the segments lock: `restart_after` changes both together.
+            let last = core.last_lsn.load(std::sync::atomic::Ordering::Acquire);
             let first = segs.first().map_or(last + 1, |s| s.first_lsn);
             let from = if from == 0 { first } else { from };
-            if from < first || from > last + 1 {
+            // LSNs in a gap before the first segment belong to no record:
+            // a reader from there starts at that segment.
+            let lowest = segs.first().filter(|s| s.continues_at(from)).map_or(first, |_| from);
+            if from < lowest || from > last + 1 {
                 return Err(Error::LsnUnavailable { lsn: from, first, last });
             }
             // The last segment starting at or before `from`.
@@ -136,10 +140,11 @@ impl Iterator for Reader {
                 match segs.iter().position(|s| Arc::ptr_eq(s, &self.seg)) {
                     Some(i) => segs.get(i + 1).cloned(),
                     None => {
-                        // Our segment was truncated away; so may be the next.
+                        // Our segment was truncated away (or the log
+                        // restarted); so may be the next.
                         let want = self.next_lsn();
                         match segs.iter().find(|s| s.first_lsn >= want) {
-                            Some(s) if s.first_lsn == want => Some(s.clone()),
+                            Some(s) if s.continues_at(want) => Some(s.clone()),
                             _ => {
                                 let first = segs.first().map_or(0, |s| s.first_lsn);
                                 let last = self.core.last_lsn.load(std::sync::atomic::Ordering::Acquire);
@@ -152,9 +157,9 @@ impl Iterator for Reader {
             };
             let next = next?;
             self.off = start_of(&next);
-            // Contiguous across segments except where a lossy recovery
-            // dropped damaged ones; either way the segment says where it
-            // starts.
+            // Contiguous across segments except after a gap or where a lossy
+            // recovery dropped damaged ones; either way the segment says
+            // where it starts.
             self.next_lsn = Some(next.first_lsn);
             self.seg = next;
         }

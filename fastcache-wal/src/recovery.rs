@@ -3,7 +3,8 @@
 //! middle (refuse, or skip it in a lossy mode).
 //!
 //! The scan walks the chain of records: each segment's header must verify
-//! and start at the LSN after the previous segment's last record; each
+//! and start at the LSN after the previous segment's last record (or record
+//! a gap in the LSNs that starts exactly there, `segment.rs`); each
 //! record must have the next LSN, fit in the segment and match its
 //! checksum; a batch must be closed. The first place where the chain breaks
 //! is classified:
@@ -94,6 +95,8 @@ pub(crate) struct KeptSegment {
     /// The file is shorter than its header says (`Some(header size)`); a
     /// torn tail's last segment is extended back to full size.
     pub short_of: Option<u64>,
+    /// The header records a gap in the LSNs before the segment.
+    pub after_gap: Option<Lsn>,
 }
 
 /// What `recover` decided; the caller carries it out.
@@ -176,11 +179,21 @@ fn scan_segment(b: &[u8], name_lsn: Lsn, start: Start) -> SegScan {
                 }
             };
             if let Some(e) = expected {
-                if h.first_lsn != e {
+                // A recorded gap must start exactly where the log before it
+                // ends, so a segment lost before it is still noticed.
+                let fits = match h.after_gap {
+                    Some(prev_last) => prev_last.checked_add(1) == Some(e),
+                    None => h.first_lsn == e,
+                };
+                if !fits {
+                    let recorded = match h.after_gap {
+                        Some(prev_last) => format!(" after a gap recorded from LSN {prev_last}"),
+                        None => String::new(),
+                    };
                     scan.stop = Stop::Bad {
                         at: 0,
                         reason: format!(
-                            "LSN gap: the log before this segment ends at LSN {}, the segment starts at {}",
+                            "LSN gap: the log before this segment ends at LSN {}, the segment starts at {}{recorded}",
                             e.saturating_sub(1),
                             h.first_lsn
                         ),
@@ -384,6 +397,7 @@ pub(crate) fn recover(cands: &[Candidate], mode: RecoveryMode) -> Result<Plan> {
                     appendable,
                     sealed_complete,
                     short_of: scan.header.filter(|_| scan.short).map(|h| h.segment_size),
+                    after_gap: scan.header.and_then(|h| h.after_gap),
                 }),
             }
         }
@@ -528,7 +542,7 @@ mod tests {
 
     fn segment(first_lsn: Lsn, size: usize, records: &[(&[u8], bool)]) -> Vec<u8> {
         let mut b = vec![0u8; size];
-        b[..64].copy_from_slice(&segment::encode_header(first_lsn, size as u64));
+        b[..64].copy_from_slice(&segment::encode_header(first_lsn, size as u64, None));
         let mut off = 64;
         for (i, (p, more)) in records.iter().enumerate() {
             let h = encode_header(p, *more, first_lsn + i as u64);
@@ -565,6 +579,20 @@ mod tests {
         assert!(matches!(s.stop, Stop::Bad { at: 0, .. }));
         let s = scan_segment(&[], 9, Start::Header { expected: None });
         assert!(matches!(s.stop, Stop::Bad { at: 0, .. }));
+    }
+
+    #[test]
+    fn a_recorded_gap_is_accepted_only_where_the_log_ends() {
+        let mut b = segment(100, 4096, &[(b"a", false)]);
+        b[..64].copy_from_slice(&segment::encode_header(100, 4096, Some(10)));
+        let s = scan_segment(&b, 100, Start::Header { expected: Some(11) });
+        assert_eq!((s.stop, s.records, s.next), (Stop::Clean, 1, 101));
+        let s = scan_segment(&b, 100, Start::Header { expected: None });
+        assert_eq!((s.stop, s.next), (Stop::Clean, 101), "as the first segment");
+        for expected in [10, 12, 100] {
+            let s = scan_segment(&b, 100, Start::Header { expected: Some(expected) });
+            assert!(matches!(s.stop, Stop::Bad { at: 0, .. }), "log ending at {}", expected - 1);
+        }
     }
 
     #[test]

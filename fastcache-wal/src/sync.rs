@@ -11,7 +11,12 @@
 //!
 //! A failed flush poisons the log: the pages the kernel failed to write may
 //! have been marked clean, so a retried fsync could report success for data
-//! that is not on disk (PostgreSQL's "fsyncgate").
+//! that is not on disk (PostgreSQL's "fsyncgate"). The syncer then idles
+//! until `restart_after` gives the log new segments (or it shuts down).
+//!
+//! A waiter's LSN at or below `durable_lsn` is durable — unless
+//! `restart_after` moved `durable_lsn` over it without this log ever having
+//! synced it (`Core::durable_outcome`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -109,6 +114,23 @@ impl Core {
         Ok(target.max(previous))
     }
 
+    /// The outcome for a waiter whose `lsn` is at or below `durable_lsn`:
+    /// `Ok`, unless `restart_after` discarded it unsynced — then the error
+    /// that had poisoned the log, or `Discarded` if it was healthy.
+    pub(crate) fn durable_outcome(&self, lsn: Lsn) -> Result<()> {
+        if lsn > self.discarded_upto.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let ranges = self.discarded.lock();
+        match ranges.iter().find(|r| r.after < lsn && lsn <= r.upto) {
+            None => Ok(()),
+            Some(r) => Err(match &r.cause {
+                Some(cause) => Error::Poisoned { cause: cause.clone() },
+                None => Error::Discarded { lsn, restarted_after: r.upto },
+            }),
+        }
+    }
+
     /// Releases the waiters whose LSN is durable now.
     fn wake_durable(&self, durable: Lsn) {
         let ready: Vec<Waker> = {
@@ -182,12 +204,18 @@ impl Core {
                 }
             };
             if self.poisoned.load(Ordering::Acquire) {
-                // Nothing more can be made durable; wait for shutdown.
+                // Nothing more can be made durable; wait for shutdown or for
+                // `restart_after` (which clears the poison, then notifies
+                // under this lock, so the wake-up is not lost).
                 let mut st = self.sync.lock();
-                while !st.shutdown {
+                while !st.shutdown && self.poisoned.load(Ordering::Acquire) {
                     self.syncer_cv.wait(&mut st);
                 }
-                return;
+                if st.shutdown {
+                    return;
+                }
+                deadline = period.map(|d| Instant::now() + d);
+                continue;
             }
             // Errors poison the log inside sync_now; waiters learn from that.
             let _ = self.sync_now();
@@ -213,7 +241,7 @@ impl Core {
     pub(crate) fn wait_durable_blocking(&self, lsn: Lsn) -> Result<()> {
         loop {
             if lsn <= self.durable_lsn.load(Ordering::Acquire) {
-                return Ok(());
+                return self.durable_outcome(lsn);
             }
             if self.poisoned.load(Ordering::Acquire) {
                 return Err(self.poisoned_error());
@@ -267,7 +295,7 @@ impl DurableFuture {
     fn ready(&self) -> Option<Result<()>> {
         let core = &self.core;
         if self.lsn <= core.durable_lsn.load(Ordering::Acquire) {
-            return Some(Ok(()));
+            return Some(core.durable_outcome(self.lsn));
         }
         if core.poisoned.load(Ordering::Acquire) {
             return Some(Err(core.poisoned_error()));

@@ -15,7 +15,13 @@
 //!   and when the buffer exceeds `PENDING_LIMIT`. Readers bound themselves
 //!   by the published end, so they never see a record not yet in the file.
 //! - LSNs are contiguous: `next_lsn` grows by one per record, across
-//!   segments; a segment is named after its first LSN.
+//!   segments; a segment is named after its first LSN. The one exception
+//!   is a segment whose header records a gap (`segment.rs`), created when
+//!   the log must continue after an LSN it does not hold
+//!   (`WalOptions::min_next_lsn` on open, `Core::restart_after`).
+//! - `next_lsn` only grows; after `restart_after(lsn)` it is `lsn + 1`,
+//!   and the restart holds the sync lock and the writer lock throughout, so
+//!   no append or sync straddles it.
 //! - A batch never spans segments (a batch larger than a segment is
 //!   refused), so recovery can discard a torn batch within one file.
 //! - Segment files are allocated to full size and synced before they are
@@ -68,6 +74,12 @@ pub(crate) struct Core {
     pub durable_cv: Condvar,
     /// The highest LSN a waiter asked to be durable (`Always`).
     pub requested: AtomicU64,
+    /// LSNs `restart_after` discarded before they were durable, oldest
+    /// first; a waiter for one of them fails (`Core::durable_outcome`).
+    pub discarded: Mutex<Vec<DiscardedRange>>,
+    /// The highest LSN in `discarded` (0: none), so waiters check the list
+    /// only when it can matter.
+    pub discarded_upto: AtomicU64,
     pub poison: Mutex<Option<String>>,
     pub poisoned: AtomicBool,
     pub closed: AtomicBool,
@@ -96,6 +108,15 @@ pub(crate) struct WriterState {
     /// A segment was renamed into the directory and the directory is not
     /// synced yet.
     pub dir_dirty: bool,
+}
+
+/// LSNs `after + 1 ..= upto` were appended (or skipped) but never made
+/// durable by the log before `restart_after(upto)` dropped its segments.
+pub(crate) struct DiscardedRange {
+    pub after: Lsn,
+    pub upto: Lsn,
+    /// What poisoned the log then (`None`: it was healthy).
+    pub cause: Option<String>,
 }
 
 /// The next segment, prepared off the hot path.
@@ -190,6 +211,12 @@ impl Core {
             fs.sync_dir(dir).map_err(|e| dir_error("fsync directory", dir, e))?;
         }
 
+        // `min_next_lsn` above the log's end: the log continues after a gap,
+        // in a new segment that records where the gap starts.
+        let found_next = plan.next_lsn;
+        let next_lsn = found_next.max(opts.min_next_lsn);
+        let gap_after = (next_lsn > found_next).then(|| found_next - 1);
+
         let mut cands: Vec<Option<Candidate>> = cands.into_iter().map(Some).collect();
         let mut segments = Vec::new();
         let kept_count = plan.kept.len();
@@ -201,6 +228,8 @@ impl Core {
                 continue;
             };
             let last = n + 1 == kept_count;
+            // After a gap the last recovered segment is not the active one.
+            let active = last && gap_after.is_none();
             let mut appendable = kept.appendable;
             if let Some(size) = kept.short_of {
                 if last {
@@ -222,7 +251,7 @@ impl Core {
             // Whatever a crashed process left in the page cache becomes
             // durable now, so everything recovered counts as durable.
             region.flush(0, kept.end).map_err(|e| Error::io("msync recovered segment", &path, e))?;
-            if last {
+            if active {
                 active_appendable = appendable;
             }
             let seg = Segment {
@@ -231,28 +260,30 @@ impl Core {
                 start: kept.start,
                 region,
                 _file: file,
-                complete: AtomicBool::new(!last),
+                complete: AtomicBool::new(!active),
                 flushed: AtomicU64::new(kept.end),
                 sealed: AtomicBool::new(kept.sealed_complete),
                 skips: kept.skips.clone(),
+                after_gap: kept.after_gap,
                 _lock: lock.clone(),
             };
-            if !last && !kept.sealed_complete && kept.skips.is_empty() && kept.start == SEGMENT_HEADER_LEN {
+            if !active && !kept.sealed_complete && kept.skips.is_empty() && kept.start == SEGMENT_HEADER_LEN {
                 // A segment the log rotated away from before its seal was
-                // written: seal it now.
+                // written, or the end of the log before a gap: seal it now
+                // (its records were made durable just above).
                 seal_segment(&seg, true)?;
             }
             segments.push(Arc::new(seg));
         }
-        let next_lsn = plan.next_lsn;
         let first_lsn = plan.kept.iter().find(|k| k.end > k.start).map_or(0, |k| k.first_lsn);
 
-        let (active, offset, full) = match (segments.last(), plan.kept.last()) {
-            (Some(seg), Some(kept)) => (seg.clone(), kept.end, !active_appendable),
+        let (active, offset, full) = match (segments.last(), plan.kept.last(), gap_after) {
+            (Some(seg), Some(kept), None) => (seg.clone(), kept.end, !active_appendable),
             _ => {
-                // An empty (or entirely torn) log: its first segment now.
+                // An empty (or entirely torn) log: its first segment now; or
+                // the segment after a gap.
                 let spare = prepare_spare(fs.as_ref(), dir, 0, opts.segment_size, opts.write_mode)?;
-                let seg = Arc::new(activate(fs.as_ref(), dir, spare, next_lsn, &lock)?);
+                let seg = Arc::new(activate(fs.as_ref(), dir, spare, next_lsn, gap_after, &lock)?);
                 fs.sync_dir(dir).map_err(|e| dir_error("fsync directory", dir, e))?;
                 seg.region.flush(0, SEGMENT_HEADER_LEN).map_err(|e| Error::io("msync segment header", &seg.path, e))?;
                 seg.flushed.store(SEGMENT_HEADER_LEN, Ordering::Relaxed);
@@ -268,6 +299,7 @@ impl Core {
             last_lsn: next_lsn - 1,
             truncated_bytes: plan.truncated_bytes,
             skipped: plan.skipped,
+            gap_after,
         };
         let core = Arc::new(Core {
             dir: dir.to_path_buf(),
@@ -294,6 +326,8 @@ impl Core {
             syncer_cv: Condvar::new(),
             durable_cv: Condvar::new(),
             requested: AtomicU64::new(0),
+            discarded: Mutex::new(Vec::new()),
+            discarded_upto: AtomicU64::new(0),
             poison: Mutex::new(None),
             poisoned: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -329,6 +363,17 @@ impl Core {
             if poison.is_none() {
                 *poison = Some(cause.to_string());
             }
+            self.poisoned.store(true, Ordering::Release);
+        }
+        self.wake_all();
+    }
+
+    /// Marks the log failed with `cause`, replacing an earlier cause (a
+    /// failed `restart_after`: the old cause no longer describes the log).
+    fn repoison(&self, cause: &Error) {
+        {
+            let mut poison = self.poison.lock();
+            *poison = Some(cause.to_string());
             self.poisoned.store(true, Ordering::Release);
         }
         self.wake_all();
@@ -456,7 +501,7 @@ impl Core {
     fn rotate(&self, w: &mut WriterState) -> Result<()> {
         self.write_pending(w)?;
         let spare = self.take_spare()?;
-        let seg = Arc::new(activate(self.fs.as_ref(), &self.dir, spare, w.next_lsn, &self.lock)?);
+        let seg = Arc::new(activate(self.fs.as_ref(), &self.dir, spare, w.next_lsn, None, &self.lock)?);
         // Readers find the new segment before they learn the old one is done.
         self.segments.write().push(seg.clone());
         let old = std::mem::replace(&mut w.active, seg);
@@ -523,6 +568,110 @@ impl Core {
             }
         }
         Ok(removed.len())
+    }
+
+    /// Drops every segment and continues the log in a new one whose first
+    /// LSN is `lsn + 1` (see `Wal::restart_after` for the contract).
+    ///
+    /// Holds the sync lock (so a running sync — perhaps the failing one —
+    /// ends first and none starts) and the writer lock (so no append runs)
+    /// from the check of `lsn` to the end: appends either fail before it or
+    /// get LSNs above `lsn` after it.
+    pub(crate) fn restart_after(&self, lsn: Lsn) -> Result<()> {
+        if lsn == Lsn::MAX {
+            let e = std::io::Error::new(std::io::ErrorKind::InvalidInput, "no LSN follows u64::MAX");
+            return Err(Error::io("restart", &self.dir, e));
+        }
+        let _sync = self.sync_lock.lock();
+        let mut w = self.writer.lock();
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let last = w.next_lsn - 1;
+        if lsn < last {
+            return Err(Error::RestartBehind { lsn, last });
+        }
+        self.replace_segments(&mut w, lsn, last).inspect_err(|e| self.repoison(e))
+    }
+
+    /// The work of `restart_after`, in crash-safe order: the new file is
+    /// allocated (a full disk fails here, with nothing changed), the old
+    /// segments are removed oldest first with a directory sync after each
+    /// (a crash leaves a suffix of the old log, never a hole), then the new
+    /// segment is renamed in and made durable. Only then does the in-memory
+    /// state change.
+    fn replace_segments(&self, w: &mut WriterState, lsn: Lsn, last: Lsn) -> Result<()> {
+        let seq = self.spare_seq.fetch_add(1, Ordering::Relaxed);
+        let spare = prepare_spare(self.fs.as_ref(), &self.dir, seq, self.segment_size, self.write_mode)?;
+        let old: Vec<Arc<Segment>> = self.segments.read().clone();
+        for seg in &old {
+            let removed = match self.fs.remove_file(&seg.path) {
+                Ok(()) => self.fs.sync_dir(&self.dir).map_err(|e| dir_error("fsync directory", &self.dir, e)),
+                // Removed by an earlier, failed restart (or `truncate_before`).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(dir_error("remove segment", &seg.path, e)),
+            };
+            if let Err(e) = removed {
+                let _ = self.fs.remove_file(&spare.path);
+                return Err(e);
+            }
+        }
+        let after_gap = (lsn > last).then_some(last);
+        let seg = Arc::new(activate(self.fs.as_ref(), &self.dir, spare, lsn + 1, after_gap, &self.lock)?);
+        self.fs.sync_dir(&self.dir).map_err(|e| dir_error("fsync directory", &self.dir, e))?;
+        seg.region.flush(0, SEGMENT_HEADER_LEN).map_err(|e| Error::io("msync segment header", &seg.path, e))?;
+        seg.flushed.store(SEGMENT_HEADER_LEN, Ordering::Release);
+
+        // Waiters for what the old log never made durable fail from now on,
+        // with what poisoned it (or `Discarded`); recorded before
+        // `durable_lsn` moves past them.
+        let durable = self.durable_lsn.load(Ordering::Acquire);
+        if durable < lsn {
+            let cause = if self.poisoned.load(Ordering::Acquire) { self.poison.lock().clone() } else { None };
+            self.discarded.lock().push(DiscardedRange { after: durable, upto: lsn, cause });
+            self.discarded_upto.store(lsn, Ordering::Release);
+        }
+        let old_active = std::mem::replace(&mut w.active, seg.clone());
+        w.offset = SEGMENT_HEADER_LEN;
+        // Buffered records of the old log: never written, covered by the
+        // caller's snapshot.
+        w.pending = Vec::new();
+        w.full = false;
+        w.next_lsn = lsn + 1;
+        w.to_seal.clear();
+        w.dir_dirty = false;
+        {
+            // Under the segments lock, so a new reader sees the new log's
+            // segments together with its last LSN.
+            let mut segs = self.segments.write();
+            *segs = vec![seg];
+            self.last_lsn.store(lsn, Ordering::Release);
+            self.durable_lsn.fetch_max(lsn, Ordering::AcqRel);
+        }
+        // Readers at the end of the old active segment move on: into the
+        // new one if they read everything up to `last`, else they learn
+        // their next records are gone (`LsnUnavailable`).
+        old_active.complete.store(true, Ordering::Release);
+        {
+            let mut poison = self.poison.lock();
+            *poison = None;
+            self.poisoned.store(false, Ordering::Release);
+        }
+        {
+            let mut slot = self.spare.lock();
+            slot.wanted = true;
+            self.spare_cv.notify_all();
+        }
+        {
+            // The syncer waits while the log is poisoned; let it go on.
+            let mut st = self.sync.lock();
+            st.seal_pending = false;
+            self.syncer_cv.notify_all();
+        }
+        // Registered waiters re-check: discarded LSNs fail, later ones wait
+        // for the new log.
+        self.wake_all();
+        Ok(())
     }
 
     /// Final sync, seal of the active segment, threads stopped.
@@ -630,12 +779,19 @@ pub(crate) fn prepare_spare(fs: &dyn FileSystem, dir: &Path, seq: u64, size: u64
 }
 
 /// Renames a spare into the log as the segment starting at `first_lsn` and
-/// writes its header. The caller makes the directory durable before any of
+/// writes its header (recording a gap after `after_gap`, if given). The caller makes the directory durable before any of
 /// its records count as durable.
-fn activate(fs: &dyn FileSystem, dir: &Path, spare: Spare, first_lsn: Lsn, lock: &Arc<DirLock>) -> Result<Segment> {
+fn activate(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    spare: Spare,
+    first_lsn: Lsn,
+    after_gap: Option<Lsn>,
+    lock: &Arc<DirLock>,
+) -> Result<Segment> {
     let path = naming::segment_path(dir, first_lsn);
     fs.rename(&spare.path, &path).map_err(|e| dir_error("rename segment", &spare.path, e))?;
-    let header = segment::encode_header(first_lsn, spare.size);
+    let header = segment::encode_header(first_lsn, spare.size, after_gap);
     spare.region.write(0, &[&header]).map_err(|e| Error::io("write segment header", &path, e))?;
     Ok(Segment {
         path,
@@ -647,6 +803,7 @@ fn activate(fs: &dyn FileSystem, dir: &Path, spare: Spare, first_lsn: Lsn, lock:
         flushed: AtomicU64::new(0),
         sealed: AtomicBool::new(false),
         skips: Vec::new(),
+        after_gap,
         _lock: lock.clone(),
     })
 }

@@ -1,6 +1,7 @@
 //! Power cuts at random moments: reopening yields exactly a prefix of what
 //! was appended, containing every record that was reported durable, with
-//! batches all or nothing.
+//! batches all or nothing. Runs include `restart_after`: after one, the log
+//! holds only what was appended since, numbered from the restart LSN on.
 
 mod common;
 
@@ -18,30 +19,42 @@ enum Op {
     Append,
     Batch(usize),
     Sync,
+    /// `restart_after(last_lsn + skip)`, as after a snapshot.
+    Restart(u64),
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    prop_oneof![8 => Just(Op::Append), 2 => (2usize..6).prop_map(Op::Batch), 1 => Just(Op::Sync)]
+    prop_oneof![
+        8 => Just(Op::Append),
+        2 => (2usize..6).prop_map(Op::Batch),
+        1 => Just(Op::Sync),
+        1 => (0u64..3).prop_map(Op::Restart),
+    ]
 }
 
 type Model = Vec<(Lsn, Vec<u8>, bool)>;
 
+/// What a power cut left, and what the log had promised by then.
+struct Cut {
+    image: FaultFs,
+    /// Records appended since the last restart (all of them, if none).
+    model: Model,
+    durable: Lsn,
+    /// The LSN of the last restart (0 if none): the snapshot LSN the owner
+    /// reopens with (`min_next_lsn = base + 1`).
+    base: Lsn,
+}
+
 /// Runs `ops`, taking a power-cut image after op number `crash_at`.
-/// Returns the image, the model and the durable LSN just before the cut.
 /// `always` runs under `SyncPolicy::Always`, whose appends are buffered in
 /// memory until a sync (they are in neither image of the `FaultFs` before);
 /// otherwise `Never`, whose appends go straight into the mapping.
-fn run(
-    ops: &[Op],
-    crash_at: usize,
-    salt: u64,
-    writeback: Option<u64>,
-    always: bool,
-) -> Result<(FaultFs, Model, Lsn), String> {
+fn run(ops: &[Op], crash_at: usize, salt: u64, writeback: Option<u64>, always: bool) -> Result<Cut, String> {
     let fs = FaultFs::new();
     let policy = if always { SyncPolicy::Always } else { SyncPolicy::Never };
     let (wal, _) = Wal::open(&wal_dir(), fault_opts(&fs, SEGMENT, policy)).map_err(|e| e.to_string())?;
     let mut model = Model::new();
+    let mut base = 0;
     let mut image = None;
     for (i, op) in ops.iter().enumerate() {
         match op {
@@ -63,6 +76,11 @@ fn run(
             Op::Sync => {
                 wal.sync().map_err(|e| e.to_string())?;
             }
+            Op::Restart(skip) => {
+                base = wal.last_lsn() + skip;
+                wal.restart_after(base).map_err(|e| e.to_string())?;
+                model.clear();
+            }
         }
         if i == crash_at {
             // Read before the cut: durable_lsn only moves after the flush.
@@ -71,21 +89,22 @@ fn run(
                 Some(seed) => fs.crash_with_writeback(seed),
                 None => fs.crash(),
             };
-            image = Some((cut, durable));
+            image = Some(Cut { image: cut, model: model.clone(), durable, base });
         }
     }
     drop(wal);
-    let (cut, durable) = image.ok_or("crash point after the last op")?;
-    Ok((cut, model, durable))
+    image.ok_or_else(|| "crash point after the last op".into())
 }
 
-fn check_prefix(got: &[(Lsn, Vec<u8>)], model: &Model, durable: Lsn) -> Result<(), TestCaseError> {
+fn check_prefix(got: &[(Lsn, Vec<u8>)], cut: &Cut) -> Result<(), TestCaseError> {
+    let Cut { model, durable, base, .. } = cut;
+    let durable = *durable;
     prop_assert!(got.len() <= model.len());
     for ((lsn, p), (ml, mp, _)) in got.iter().zip(model) {
         prop_assert_eq!(lsn, ml, "not a prefix");
         prop_assert!(p == mp, "wrong payload at LSN {}", lsn);
     }
-    let last = got.last().map_or(0, |r| r.0);
+    let last = got.last().map_or(*base, |r| r.0);
     prop_assert!(last >= durable, "durable LSN {} lost (recovered up to {})", durable, last);
     if let Some(n) = got.len().checked_sub(1) {
         prop_assert!(!model[n].2, "recovery ended inside a batch at LSN {}", last);
@@ -93,8 +112,9 @@ fn check_prefix(got: &[(Lsn, Vec<u8>)], model: &Model, durable: Lsn) -> Result<(
     Ok(())
 }
 
-fn open(fs: &FaultFs, recovery: RecoveryMode) -> fastcache_wal::Result<(Wal, fastcache_wal::OpenReport)> {
-    Wal::open(&wal_dir(), WalOptions { recovery, ..fault_opts(fs, SEGMENT, SyncPolicy::Never) })
+fn open(fs: &FaultFs, recovery: RecoveryMode, base: Lsn) -> fastcache_wal::Result<(Wal, fastcache_wal::OpenReport)> {
+    let opts = WalOptions { recovery, min_next_lsn: base + 1, ..fault_opts(fs, SEGMENT, SyncPolicy::Never) };
+    Wal::open(&wal_dir(), opts)
 }
 
 proptest! {
@@ -109,16 +129,18 @@ proptest! {
         always in any::<bool>(),
     ) {
         let crash_at = crash.index(ops.len());
-        let (image, model, durable) = run(&ops, crash_at, salt, None, always).map_err(TestCaseError::fail)?;
-        let (wal, report) = open(&image, RecoveryMode::TolerateTornTail).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let cut = run(&ops, crash_at, salt, None, always).map_err(TestCaseError::fail)?;
+        let (wal, report) = open(&cut.image, RecoveryMode::TolerateTornTail, cut.base).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let got = read_all(&wal).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(got.len() as u64, report.records);
-        check_prefix(&got, &model, durable)?;
-        // The recovered log takes appends and survives another reopen.
+        check_prefix(&got, &cut)?;
+        // The recovered log takes appends above the restart LSN and survives
+        // another reopen (without the option: the log itself knows).
+        prop_assert!(report.last_lsn >= cut.base);
         let next = wal.append(b"after").map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(next, report.last_lsn + 1);
         wal.close().map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let (wal, again) = open(&image.crash(), RecoveryMode::TolerateTornTail).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let (wal, again) = open(&cut.image.crash(), RecoveryMode::TolerateTornTail, 0).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(again.records, report.records + 1);
         prop_assert_eq!(again.truncated_bytes, 0);
         drop(wal);
@@ -138,13 +160,13 @@ proptest! {
         always in any::<bool>(),
     ) {
         let crash_at = crash.index(ops.len());
-        let (image, model, durable) = run(&ops, crash_at, salt, Some(seed), always).map_err(TestCaseError::fail)?;
-        match open(&image.crash(), RecoveryMode::TolerateTornTail) {
-            Ok((wal, _)) => check_prefix(&read_all(&wal).map_err(|e| TestCaseError::fail(e.to_string()))?, &model, durable)?,
+        let cut = run(&ops, crash_at, salt, Some(seed), always).map_err(TestCaseError::fail)?;
+        match open(&cut.image.crash(), RecoveryMode::TolerateTornTail, cut.base) {
+            Ok((wal, _)) => check_prefix(&read_all(&wal).map_err(|e| TestCaseError::fail(e.to_string()))?, &cut)?,
             Err(e) => prop_assert!(e.is_corruption(), "{}", e),
         }
-        let (wal, _) = open(&image, RecoveryMode::PointInTime).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        check_prefix(&read_all(&wal).map_err(|e| TestCaseError::fail(e.to_string()))?, &model, durable)?;
+        let (wal, _) = open(&cut.image, RecoveryMode::PointInTime, cut.base).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        check_prefix(&read_all(&wal).map_err(|e| TestCaseError::fail(e.to_string()))?, &cut)?;
         drop(wal);
     }
 }

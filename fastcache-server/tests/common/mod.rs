@@ -105,6 +105,14 @@ impl Server {
     /// same tests run against a real Redis instead, to check that their
     /// expectations are Redis' (see [`Server::start_reference`]).
     pub fn start_with(env: &[(&str, &str)]) -> Server {
+        let mut server = Server::spawn_with(env);
+        server.wait_loaded_if_fastcache();
+        server
+    }
+
+    /// Like [`Server::start_with`] but returns as soon as the server
+    /// listens, possibly still loading its data (`-LOADING`).
+    pub fn spawn_with(env: &[(&str, &str)]) -> Server {
         if let Some(reference) = std::env::var_os("FASTCACHE_TEST_REFERENCE").filter(|v| !v.is_empty()) {
             return Server::start_reference(Path::new(&reference), env);
         }
@@ -172,6 +180,30 @@ impl Server {
             panic!("server did not report a listening port (first line {line:?}, exit {status:?}); stderr:\n{err}");
         };
         Server { child, port, dir, _own_dir: own_dir, stdout, stderr }
+    }
+
+    fn wait_loaded_if_fastcache(&mut self) {
+        if !reference_mode() {
+            self.wait_loaded();
+        }
+    }
+
+    /// Waits until crash recovery is over: the server prints `ready to
+    /// accept commands` on stdout (no command is sent, so command counters
+    /// stay untouched). Panics if the server exits first (with its stderr).
+    pub fn wait_loaded(&mut self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if self.stdout.lock().is_ok_and(|s| s.contains("ready to accept commands")) {
+                return;
+            }
+            if !self.is_running() {
+                std::thread::sleep(Duration::from_millis(100));
+                panic!("the server exited during crash recovery; stderr:\n{}", self.stderr_text());
+            }
+            assert!(Instant::now() < deadline, "the server did not finish loading; stderr:\n{}", self.stderr_text());
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Starts a Redis binary with the FastCache variables of `env` mapped
