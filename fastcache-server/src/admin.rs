@@ -196,9 +196,11 @@ fn reset(conn: &mut Conn) -> Reply {
     Reply::Simple("RESET".into())
 }
 
-/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]. Without persistence
-/// there is nothing to save; the server stops accepting and closes every
-/// connection. Like Redis, a successful SHUTDOWN sends no reply.
+/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]. The server stops
+/// accepting, closes every connection and — unless NOSAVE — writes a
+/// snapshot if anything changed since the last one (SAVE: always), so the
+/// next start loads it instead of replaying the log. Like Redis, a
+/// successful SHUTDOWN sends no reply.
 pub fn shutdown(conn: &mut Conn, argv: &[&[u8]]) -> Flow {
     for a in &argv[1..] {
         let ok = ["NOSAVE", "SAVE", "NOW", "FORCE"].iter().any(|k| a.eq_ignore_ascii_case(k.as_bytes()));
@@ -211,6 +213,14 @@ pub fn shutdown(conn: &mut Conn, argv: &[&[u8]]) -> Flow {
             return Flow::Continue;
         }
     }
+    let mode = if argv[1..].iter().any(|a| a.eq_ignore_ascii_case(b"NOSAVE")) {
+        2
+    } else if argv[1..].iter().any(|a| a.eq_ignore_ascii_case(b"SAVE")) {
+        1
+    } else {
+        0
+    };
+    conn.shared.shutdown_save.store(mode, Ordering::Relaxed);
     tracing::info!(client = conn.info.id, addr = %conn.info.addr, "SHUTDOWN requested; stopping");
     let _ = conn.shared.shutdown.send(true);
     Flow::Close

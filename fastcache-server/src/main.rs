@@ -171,7 +171,13 @@ async fn async_main(
         }
         let _ = signals.shutdown.send(true);
     });
-    let result = server::run(listener, shared).await;
+    let result = server::run(listener, shared.clone()).await;
+    if let Some(p) = shared.persistence().cloned() {
+        let mode = shared.shutdown_save.load(std::sync::atomic::Ordering::Relaxed);
+        if mode != 2 {
+            let _ = tokio::task::spawn_blocking(move || p.snapshot_on_shutdown(mode == 1)).await;
+        }
+    }
     tracing::info!("FastCache stopped");
     result
 }

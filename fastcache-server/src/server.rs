@@ -95,6 +95,9 @@ pub struct Shared {
     pub last_save_unix: AtomicU64,
     /// Flipped to true to stop the server (SHUTDOWN, signals).
     pub shutdown: watch::Sender<bool>,
+    /// How the shutdown treats snapshots: 0 default (snapshot if there are
+    /// changes), 1 SAVE (always), 2 NOSAVE (never).
+    pub shutdown_save: AtomicU8,
     next_client_id: AtomicU64,
 }
 
@@ -149,6 +152,7 @@ impl Shared {
             port,
             last_save_unix: AtomicU64::new(now_unix),
             shutdown,
+            shutdown_save: AtomicU8::new(0),
             next_client_id: AtomicU64::new(1),
         })
     }

@@ -47,6 +47,8 @@ pub enum Trigger {
     Schedule,
     /// Healing a failed log.
     Heal,
+    /// A clean shutdown (SHUTDOWN, SIGTERM, SIGINT).
+    Shutdown,
 }
 
 impl Trigger {
@@ -57,6 +59,7 @@ impl Trigger {
             Trigger::Rewrite => "BGREWRITEAOF",
             Trigger::Schedule => "schedule",
             Trigger::Heal => "heal",
+            Trigger::Shutdown => "shutdown",
         }
     }
 }
@@ -286,6 +289,32 @@ impl Persistence {
             if due {
                 let _ = self.take_snapshot(Trigger::Schedule);
                 last = Instant::now();
+            }
+        }
+    }
+
+    /// The snapshot of a clean shutdown: taken when snapshots are on, the
+    /// log is healthy and something changed since the last one (`force`:
+    /// even without changes). Failure is logged; the WAL has every write.
+    pub fn snapshot_on_shutdown(&self, force: bool) {
+        let Some(snaps) = &self.snapshots else { return };
+        snaps.stop.store(true, Ordering::Relaxed);
+        if self.failure().is_some() {
+            return;
+        }
+        let changes = self.engine().dirty().saturating_sub(snaps.state.lock().dirty_base);
+        if changes == 0 && !force {
+            return;
+        }
+        tracing::info!(changes, "writing a snapshot before stopping, so the next start loads it");
+        // A snapshot already running: wait for it rather than fail.
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            match self.take_snapshot(Trigger::Shutdown) {
+                Err(e) if e.contains("already in progress") && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => break,
             }
         }
     }

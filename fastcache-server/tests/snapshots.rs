@@ -104,9 +104,11 @@ fn save_bgsave_and_restart_from_the_snapshot() {
     // Two snapshots are kept by default.
     assert_eq!(snapshot_files(dir.path()).len(), 2);
     drop(con);
-    server.terminate(Duration::from_secs(10));
+    // A crash: no shutdown snapshot, the INCR is only in the WAL.
+    let _ = std::process::Command::new("kill").args(["-KILL", &server.pid().to_string()]).status();
+    let _ = server.wait_exit(Duration::from_secs(10));
 
-    let server = Server::start_with(&env);
+    let mut server = Server::start_with(&env);
     let mut con = server.client();
     let i = info(&mut con);
     assert!(i["recovery_snapshot_lsn"].parse::<u64>().expect("number") > 0, "{i:?}");
@@ -119,6 +121,17 @@ fn save_bgsave_and_restart_from_the_snapshot() {
     assert!(con.ttl::<_, i64>("ttl").expect("ttl") > 900);
     assert_eq!(con.get::<_, String>("after2").expect("get"), "2");
     assert_eq!(con.get::<_, i64>("counter").expect("get"), 5);
+
+    // A clean stop writes a snapshot of what changed, so the next start
+    // replays nothing.
+    let _: () = con.incr("counter", 1).expect("incr");
+    drop(con);
+    server.terminate(Duration::from_secs(10));
+    let server = Server::start_with(&env);
+    let mut con = server.client();
+    let i = info(&mut con);
+    assert_eq!(i["wal_replayed_records"], "0", "{i:?}");
+    assert_eq!(con.get::<_, i64>("counter").expect("get"), 6);
 }
 
 #[test]
