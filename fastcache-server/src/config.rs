@@ -55,6 +55,8 @@ pub struct Config {
     pub max_snapshot_size: u64,
     /// How many snapshots to keep (the WAL is kept back to the oldest).
     pub snapshot_retain: usize,
+    /// What opening the WAL does with damage in the middle of the log.
+    pub wal_recovery: fastcache_wal::RecoveryMode,
     pub wal_segment_size: u64,
 }
 
@@ -108,6 +110,12 @@ pub const VARS: &[Var] = &[
     Var { name: "WAL_FSYNC", default: "interval", help: "always | interval | never" },
     Var { name: "FASTCACHE_WAL_SEGMENT_SIZE", default: "64mb", help: "size of each WAL segment file (1mb-4gb)" },
     Var { name: "MAX_SNAPSHOT_SIZE", default: "1GB", help: "size; a larger snapshot is abandoned" },
+    Var {
+        name: "FASTCACHE_WAL_RECOVERY",
+        default: "strict",
+        help: "strict | point-in-time | skip-corrupted: damage in the middle of the WAL stops the start (strict), \
+               or keeps the records before it (point-in-time) or all valid ones (skip-corrupted), losing the rest",
+    },
     Var {
         name: "SNAPSHOT_RETAIN_COUNT",
         default: "2",
@@ -237,6 +245,12 @@ impl Config {
                 _ => None,
             })?,
             max_snapshot_size: parse(get("MAX_SNAPSHOT_SIZE"), |s| parse_size(s).filter(|&n| n > 0))?,
+            wal_recovery: parse(get("FASTCACHE_WAL_RECOVERY"), |s| match s.trim().to_ascii_lowercase().as_str() {
+                "strict" => Some(fastcache_wal::RecoveryMode::TolerateTornTail),
+                "point-in-time" => Some(fastcache_wal::RecoveryMode::PointInTime),
+                "skip-corrupted" => Some(fastcache_wal::RecoveryMode::SkipCorrupted),
+                _ => None,
+            })?,
             snapshot_retain: parse(get("SNAPSHOT_RETAIN_COUNT"), |s| {
                 s.trim().parse().ok().filter(|n: &usize| (1..=100).contains(n))
             })?,

@@ -88,13 +88,33 @@ impl Persistence {
             FsyncPolicy::Interval => SyncPolicy::Interval(config.wal_flush_interval),
             FsyncPolicy::Never => SyncPolicy::Never,
         };
-        let mut opts = WalOptions { sync, segment_size: config.wal_segment_size, ..WalOptions::default() };
+        let mut opts = WalOptions {
+            sync,
+            segment_size: config.wal_segment_size,
+            recovery: config.wal_recovery,
+            ..WalOptions::default()
+        };
         if let Some(fs) = fs {
             opts.fs = fs;
         }
         let fs = opts.fs.clone();
-        let (wal, report) = Wal::open(&dir, opts)
-            .map_err(|e| anyhow::anyhow!("opening the write-ahead log in {}: {e}", dir.display()))?;
+        let (wal, report) = Wal::open(&dir, opts).map_err(|e| {
+            if e.is_corruption() {
+                anyhow::anyhow!(
+                    "the write-ahead log in {} is damaged in the middle, with valid records after the damage: {e}. \
+                     Nothing was changed. To start with every record before the damage (the records after it are \
+                     lost), start once with FASTCACHE_WAL_RECOVERY=point-in-time; to keep every record that still \
+                     verifies, FASTCACHE_WAL_RECOVERY=skip-corrupted. Copy the directory first if you want to keep \
+                     the damaged bytes",
+                    dir.display()
+                )
+            } else {
+                anyhow::anyhow!("opening the write-ahead log in {}: {e}", dir.display())
+            }
+        })?;
+        for skip in &report.skipped {
+            tracing::error!("FASTCACHE_WAL_RECOVERY dropped damaged WAL bytes: {skip:?}");
+        }
         if report.truncated_bytes > 0 {
             tracing::warn!(
                 bytes = report.truncated_bytes,

@@ -263,3 +263,43 @@ fn a_snapshot_over_max_snapshot_size_is_abandoned_and_nothing_is_lost() {
     let server = Server::start_with(&env);
     assert_eq!(dbsize(&mut server.client()), 2000, "the WAL kept everything");
 }
+
+#[test]
+fn mid_log_corruption_refuses_to_start_and_names_the_file_and_the_way_out() {
+    let dir = TempDir::new("midlog");
+    let dir_s = dir.path().to_string_lossy().into_owned();
+    let env = [("PERSISTENCE_DIR", dir_s.as_str()), ("ENABLE_SNAPSHOTS", "false"), ("WAL_FSYNC", "always")];
+    let mut server = Server::start_with(&env);
+    let mut con = server.client();
+    for i in 0..500 {
+        let _: () = con.set(format!("k{i}"), i).expect("set");
+    }
+    drop(con);
+    let _ = std::process::Command::new("kill").args(["-KILL", &server.pid().to_string()]).status();
+    let _ = server.wait_exit(Duration::from_secs(10));
+    drop(server);
+
+    // Flip one byte inside an early record: hundreds of valid records follow.
+    let segment = dir.path().join("wal").join("00000000000000000001.wal");
+    let mut bytes = std::fs::read(&segment).expect("segment");
+    bytes[64 + 100] ^= 0x01;
+    std::fs::write(&segment, &bytes).expect("write segment");
+
+    let mut server = Server::spawn_with(&env);
+    let status = server.wait_exit(Duration::from_secs(30)).expect("the server must refuse to start");
+    assert_eq!(status.code(), Some(1));
+    let err = server.stderr_text();
+    assert!(err.contains("00000000000000000001.wal"), "names the file: {err}");
+    assert!(err.contains("offset"), "names the offset: {err}");
+    assert!(err.contains("FASTCACHE_WAL_RECOVERY=point-in-time"), "says the way out: {err}");
+    // The directory is untouched: the damaged byte is still there.
+    assert_eq!(std::fs::read(&segment).expect("segment")[64 + 100], bytes[64 + 100]);
+
+    // The operator chooses to keep the records before the damage.
+    let mut lossy = env.to_vec();
+    lossy.push(("FASTCACHE_WAL_RECOVERY", "point-in-time"));
+    let server = Server::start_with(&lossy);
+    let mut con = server.client();
+    assert!(dbsize(&mut con) < 500);
+    let _: () = con.set("after", "1").expect("writes work after the lossy start");
+}
