@@ -374,6 +374,10 @@ impl SnapshotCursor {
                 shard.snap = None;
                 self.shard += 1;
             }
+            // Hand the lock to a waiting writer rather than re-taking it at
+            // once: the walk would otherwise win the race for its own next
+            // step and starve the clients of this shard.
+            parking_lot::MutexGuard::unlock_fair(guard);
         }
         self.keys += u64::from(n);
         n

@@ -131,16 +131,28 @@ impl Persistence {
     /// the size limit was exceeded, the disk failed, or the WAL cannot be
     /// made durable up to the snapshot's LSN.
     pub fn take_snapshot(&self, trigger: Trigger) -> Result<SnapshotInfo, String> {
+        self.claim(trigger)?;
+        self.run_claimed(trigger)
+    }
+
+    /// Marks a snapshot as running (so INFO says so from now on).
+    fn claim(&self, trigger: Trigger) -> Result<(), String> {
         let Some(snaps) = &self.snapshots else {
             return Err("ERR snapshots are disabled (ENABLE_SNAPSHOTS=false)".into());
         };
-        {
-            let mut st = snaps.state.lock();
-            if st.running.is_some() {
-                return Err("ERR Background save already in progress".into());
-            }
-            st.running = Some((trigger, Instant::now()));
+        let mut st = snaps.state.lock();
+        if st.running.is_some() {
+            return Err("ERR Background save already in progress".into());
         }
+        st.running = Some((trigger, Instant::now()));
+        Ok(())
+    }
+
+    /// Takes the snapshot [`Persistence::claim`] announced.
+    fn run_claimed(&self, trigger: Trigger) -> Result<SnapshotInfo, String> {
+        let Some(snaps) = &self.snapshots else {
+            return Err("ERR snapshots are disabled (ENABLE_SNAPSHOTS=false)".into());
+        };
         let started = Instant::now();
         let dirty_at_start = self.engine().dirty();
         let result = self.write_snapshot(snaps, trigger);
@@ -244,6 +256,8 @@ impl Persistence {
             return Err("ERR snapshots are disabled (ENABLE_SNAPSHOTS=false)".into());
         };
         {
+            // Claimed before the reply, as Redis sets its child pid before
+            // answering: INFO right after BGSAVE shows it in progress.
             let mut st = snaps.state.lock();
             if st.running.is_some() {
                 if schedule {
@@ -252,14 +266,17 @@ impl Persistence {
                 }
                 return Err("ERR Background save already in progress".into());
             }
+            st.running = Some((trigger, Instant::now()));
         }
         let me = self.clone();
-        std::thread::Builder::new()
-            .name("fastcache-snapshot".into())
-            .spawn(move || {
-                let _ = me.take_snapshot(trigger);
-            })
-            .map_err(|e| format!("ERR cannot start the snapshot thread: {e}"))?;
+        let spawned = std::thread::Builder::new().name("fastcache-snapshot".into()).spawn(move || {
+            lower_priority();
+            let _ = me.run_claimed(trigger);
+        });
+        if let Err(e) = spawned {
+            snaps.state.lock().running = None;
+            return Err(format!("ERR cannot start the snapshot thread: {e}"));
+        }
         Ok(true)
     }
 
@@ -267,6 +284,7 @@ impl Persistence {
     /// healing a failed log. Runs until [`Snapshots::stop`] is set.
     pub fn run_background(self: Arc<Self>) {
         let Some(snaps) = &self.snapshots else { return };
+        lower_priority();
         let mut last = Instant::now();
         while !snaps.stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(100));
@@ -515,6 +533,16 @@ impl Persistence {
                 Check { name: "snapshot", status: if stale { Status::Degraded } else { Status::Ok }, message }
             }
         }
+    }
+}
+
+/// Background snapshots yield the CPU to the threads serving clients: on a
+/// machine with as many busy threads as cores, an equal-priority walk takes
+/// a core from the clients for the whole snapshot. On Linux `nice` applies
+/// to the calling thread only.
+fn lower_priority() {
+    if let Err(e) = rustix::process::nice(10) {
+        tracing::debug!("could not lower the snapshot thread's priority ({e})");
     }
 }
 

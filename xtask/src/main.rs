@@ -4,11 +4,13 @@
 //! - `cargo xtask ci [--fast]` — what CI runs: fmt check, clippy with
 //!   warnings as errors, then the tests (`--fast` skips clippy).
 //! - `cargo xtask bench [--requests N] [--rounds R] [--restart-writes N]
-//!   [--only PARTS | --skip PARTS]` — the release server against Redis 7.0
-//!   with the same `redis-benchmark` runs, side by side (installs Debian's
-//!   redis-server/redis-tools when missing). Parts: `memory` (persistence
+//!   [--snapshot-keys N] [--only PARTS | --skip PARTS]` — the release
+//!   server against Redis 7.0 with the same `redis-benchmark` runs, side by
+//!   side (installs Debian's redis-server/redis-tools when missing). Parts: `memory` (persistence
 //!   off), `persistence` (SET with `always`/`interval` logs vs Redis'
-//!   AOF), `restart` (restart time after N logged writes).
+//!   AOF), `restart` (restart time after N logged writes), `snapshot`
+//!   (SAVE time and size, restart from the snapshot, SET p99 and memory
+//!   while a BGSAVE runs, against Redis' RDB).
 //! - `cargo xtask bench engine [criterion args]` — the engine's criterion
 //!   benchmarks.
 
@@ -27,7 +29,7 @@ fn main() -> Result<()> {
         Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test | ci [--fast] | bench [--requests N] [--rounds R] [--restart-writes N] [--only|--skip memory,persistence,restart] | bench engine [criterion args]>"
+                "usage: cargo xtask <test | ci [--fast] | bench [--requests N] [--rounds R] [--restart-writes N] [--snapshot-keys N] [--only|--skip memory,persistence,restart,snapshot] | bench engine [criterion args]>"
             );
             bail!("unknown or missing task")
         }

@@ -1,5 +1,5 @@
 //! `cargo xtask bench` — FastCache against Redis with the same
-//! `redis-benchmark` runs, side by side. Three parts, each its own table:
+//! `redis-benchmark` runs, side by side. Four parts, each its own table:
 //!
 //! - `memory`: both servers with persistence off (FastCache
 //!   `ENABLE_PERSISTENCE=false`, Redis `--appendonly no --save ''`); SET,
@@ -11,6 +11,11 @@
 //! - `restart`: both servers filled with N logged SETs (default 2,000,000),
 //!   stopped, and restarted on the same directory; the time from spawn until
 //!   PING answers `+PONG` with the data loaded.
+//! - `snapshot` (in [`snapshot`]): N keys (default 5,000,000) with 64-byte
+//!   values, filled the same way on both; FastCache `SAVE` vs Redis `SAVE`
+//!   and the file sizes, restart from the snapshot vs from the RDB, SET p99
+//!   with a `BGSAVE` always in progress vs none, and peak memory during a
+//!   `BGSAVE` vs before (Redis: parent plus its forked child).
 //!
 //! Servers run on this machine on free 127.0.0.1 ports, each with a fresh
 //! data directory in a scratch directory removed at the end; the runs
@@ -29,8 +34,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+mod snapshot;
+
 const USAGE: &str = "usage: cargo xtask bench [--requests N] [--rounds R] [--restart-writes N] \
-                     [--only PARTS | --skip PARTS] (PARTS: comma-separated memory,persistence,restart) \
+                     [--snapshot-keys N] [--only PARTS | --skip PARTS] \
+                     (PARTS: comma-separated memory,persistence,restart,snapshot) \
                      | bench engine [criterion args]";
 
 /// The parts of the benchmark, each printing its own table.
@@ -42,16 +50,19 @@ enum Part {
     Persistence,
     /// Restart time after N logged writes.
     Restart,
+    /// SAVE / restart / latency and memory during a snapshot, vs Redis' RDB.
+    Snapshot,
 }
 
 impl Part {
-    const ALL: [Part; 3] = [Part::Memory, Part::Persistence, Part::Restart];
+    const ALL: [Part; 4] = [Part::Memory, Part::Persistence, Part::Restart, Part::Snapshot];
 
     fn name(self) -> &'static str {
         match self {
             Part::Memory => "memory",
             Part::Persistence => "persistence",
             Part::Restart => "restart",
+            Part::Snapshot => "snapshot",
         }
     }
 
@@ -60,7 +71,8 @@ impl Part {
             "memory" | "off" | "no-persistence" => Part::Memory,
             "persistence" | "fsync" | "wal" | "aof" => Part::Persistence,
             "restart" | "recovery" => Part::Restart,
-            other => bail!("unknown bench part {other:?}; the parts are memory, persistence, restart"),
+            "snapshot" | "snapshots" | "save" | "rdb" => Part::Snapshot,
+            other => bail!("unknown bench part {other:?}; the parts are memory, persistence, restart, snapshot"),
         })
     }
 
@@ -75,13 +87,21 @@ struct Options {
     rounds: usize,
     /// SETs logged before the restart measurement.
     restart_writes: u64,
+    /// Keys filled before the snapshot measurements.
+    snapshot_keys: u64,
     /// The parts to run, in order.
     parts: Vec<Part>,
 }
 
 impl Options {
     fn parse(args: &[String]) -> Result<Options> {
-        let mut o = Options { requests: 200_000, rounds: 3, restart_writes: 2_000_000, parts: Vec::new() };
+        let mut o = Options {
+            requests: 200_000,
+            rounds: 3,
+            restart_writes: 2_000_000,
+            snapshot_keys: 5_000_000,
+            parts: Vec::new(),
+        };
         let (mut only, mut skip): (Option<Vec<Part>>, Vec<Part>) = (None, Vec::new());
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -105,6 +125,9 @@ impl Options {
                 "--rounds" => o.rounds = number("--rounds", value("--rounds")?)?.clamp(1, 20) as usize,
                 "--restart-writes" => {
                     o.restart_writes = number("--restart-writes", value("--restart-writes")?)?.max(1000);
+                }
+                "--snapshot-keys" => {
+                    o.snapshot_keys = number("--snapshot-keys", value("--snapshot-keys")?)?.max(1000);
                 }
                 "--only" => only.get_or_insert_with(Vec::new).extend(Part::parse_list(&value("--only")?)?),
                 "--skip" => skip.extend(Part::parse_list(&value("--skip")?)?),
@@ -849,7 +872,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         version_of("redis-benchmark"),
     );
     println!(
-        "parts: {} (choose with --only/--skip memory,persistence,restart); scratch directory {}",
+        "parts: {} (choose with --only/--skip memory,persistence,restart,snapshot); scratch directory {}",
         opts.parts.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "),
         scratch.0.display()
     );
@@ -862,6 +885,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             Part::Memory => memory_part(&bin, &dir, &opts)?,
             Part::Persistence => persistence_part(&bin, &dir, &opts)?,
             Part::Restart => restart_part(&bin, &dir, &opts)?,
+            Part::Snapshot => snapshot::snapshot_part(&bin, &dir, &opts)?,
         }
         // Each part's logs and data go as soon as it is done.
         let _ = std::fs::remove_dir_all(&dir);
@@ -1240,11 +1264,14 @@ mod tests {
         assert_eq!(parts(&[]), Some(Part::ALL.to_vec()));
         assert_eq!(parts(&["--only", "persistence"]), Some(vec![Part::Persistence]));
         assert_eq!(parts(&["--only=restart,memory"]), Some(vec![Part::Memory, Part::Restart]));
-        assert_eq!(parts(&["--skip", "memory"]), Some(vec![Part::Persistence, Part::Restart]));
+        assert_eq!(parts(&["--skip", "memory"]), Some(vec![Part::Persistence, Part::Restart, Part::Snapshot]));
+        assert_eq!(parts(&["--only", "snapshot"]), Some(vec![Part::Snapshot]));
         assert_eq!(parts(&["--only", "memory", "--skip", "memory"]), None);
         assert_eq!(parts(&["--only", "disk"]), None);
         let w = Options::parse(&args(&["--restart-writes", "300000"])).map(|o| o.restart_writes);
         assert_eq!(w.ok(), Some(300_000));
+        let k = Options::parse(&args(&["--snapshot-keys=200000"])).map(|o| o.snapshot_keys);
+        assert_eq!(k.ok(), Some(200_000));
     }
 
     #[test]
