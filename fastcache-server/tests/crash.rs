@@ -171,11 +171,33 @@ fn crash_rounds_in(fsync: &str, extra: &[(&str, &str)]) -> (Vec<(usize, usize, D
         }
         let stop = Arc::new(AtomicBool::new(false));
         let acked = load(&server, round, stop.clone());
+        // With snapshots on, keep one running nearly all the time so that
+        // kills land in the middle of snapshots, not only between them.
+        let snapshotter = env.iter().any(|(k, _)| *k == "SNAPSHOT_INTERVAL").then(|| {
+            let mut con = server.client();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut started = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    match redis::cmd("BGSAVE").query::<String>(&mut con) {
+                        Ok(_) => started += 1,
+                        Err(e) if e.to_string().contains("in progress") => {}
+                        Err(_) => break,
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                started
+            })
+        });
         let run_for = Duration::from_millis(200 + fastrand_ms(round) % 1000);
         std::thread::sleep(run_for);
         let killed_at = Instant::now();
         kill9(&mut server);
         stop.store(true, Ordering::Relaxed);
+        if let Some(t) = snapshotter {
+            let started = t.join().unwrap_or(0);
+            assert!(started > 0, "round {round}: no BGSAVE was started");
+        }
         std::thread::sleep(Duration::from_millis(50));
         drop(server);
         let acked = std::mem::take(&mut *acked.lock().unwrap_or_else(|e| e.into_inner()));
