@@ -638,6 +638,7 @@ impl<'a> Cx<'a> {
         let eng = self.eng;
         for (idx, shard) in self.guards.iter_mut() {
             shard.snapshot_finish_walk();
+            shard.track_whole_db(db, false);
             let d = &mut shard.dbs[db];
             removed += d.len();
             let freed = d.keys.iter().map(|e| e.mem() as isize).sum::<isize>();
@@ -655,6 +656,7 @@ impl<'a> Cx<'a> {
         let mut moved = 0;
         for shard in self.shards_mut() {
             shard.snapshot_finish_walk();
+            shard.track_whole_db(a, true);
             moved += shard.dbs[a].len() + shard.dbs[b].len();
             shard.dbs.swap(a, b);
             shard.touch_all_watched(a);

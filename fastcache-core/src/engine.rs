@@ -238,6 +238,10 @@ pub(crate) struct Shard {
     pub(crate) stats: Stats,
     /// This shard's part of a running snapshot (see `snapshot.rs`).
     pub(crate) snap: Option<Box<crate::snapshot::ShardSnap>>,
+    /// Keys changed since the last backup point, when tracking is on.
+    pub(crate) changes: Option<Box<crate::changes::ChangeSet>>,
+    /// This shard's part of a running incremental backup.
+    pub(crate) inc: Option<Box<crate::changes::IncWalk>>,
 }
 
 impl Shard {
@@ -248,6 +252,8 @@ impl Shard {
             rng: fastrand::Rng::new(),
             stats: Stats::default(),
             snap: None,
+            changes: None,
+            inc: None,
         }
     }
 

@@ -38,6 +38,7 @@
 
 mod clock;
 mod commands;
+mod changes;
 mod cx;
 mod dump;
 mod engine;
@@ -55,6 +56,7 @@ mod testutil;
 mod types;
 pub mod util;
 
+pub use changes::{decode_changes, ChangeCursor, ChangeEntry, IncrementalError};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use commands::{flags, CommandSpec, LockSet};
 pub use dump::{ByteStr, ValueDto, DUMP_VERSION};

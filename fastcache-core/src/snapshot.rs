@@ -136,12 +136,19 @@ pub struct SnapshotBusy;
 /// Serialises like [`SnapshotEntry`] but borrows from the engine, so the
 /// walk encodes without building a DTO per key.
 #[derive(Serialize)]
-struct EntryRef<'a> {
+pub(crate) struct EntryRef<'a> {
     db: u32,
     #[serde(with = "serde_bytes")]
     key: &'a [u8],
     deadline_ms: u64,
     value: ObjSer<'a>,
+}
+
+impl<'a> EntryRef<'a> {
+    /// The entry of `e` in database `db`.
+    pub(crate) fn of(db: usize, e: &'a KeyEntry) -> EntryRef<'a> {
+        EntryRef { db: db as u32, key: e.key(), deadline_ms: e.deadline, value: ObjSer(e.obj()) }
+    }
 }
 
 struct ObjSer<'a>(ObjRef<'a>);
@@ -206,7 +213,7 @@ impl Serialize for ZSetSer<'_> {
 
 /// Appends one entry's encoding to `out`.
 fn encode_entry(out: &mut Vec<u8>, db: usize, e: &KeyEntry) {
-    let entry = EntryRef { db: db as u32, key: e.key(), deadline_ms: e.deadline, value: ObjSer(e.obj()) };
+    let entry = EntryRef::of(db, e);
     // Writing into a Vec cannot fail, and every value serialises (no maps
     // with non-string keys, sequences always have a known length).
     if let Ok(v) = postcard::to_extend(&entry, std::mem::take(out)) {
@@ -315,6 +322,9 @@ impl Shard {
         if let Some(snap) = self.snap.as_deref_mut() {
             snap.preserve(&self.dbs[db], db, h, key);
         }
+        if self.changes.is_some() || self.inc.is_some() {
+            self.track_write(db, key);
+        }
     }
 
     /// Finishes this shard's part of a running snapshot now, before a
@@ -421,6 +431,16 @@ impl Engine {
     /// # Errors
     /// [`SnapshotBusy`] if another snapshot's cursor is still alive.
     pub fn begin_snapshot<T>(&self, at: impl FnOnce() -> T) -> Result<(SnapshotCursor, T), SnapshotBusy> {
+        self.begin_snapshot_with(at, false)
+    }
+
+    /// [`Engine::begin_snapshot`]; `reset_changes` also restarts change
+    /// tracking (if on) at the barrier.
+    pub(crate) fn begin_snapshot_with<T>(
+        &self,
+        at: impl FnOnce() -> T,
+        reset_changes: bool,
+    ) -> Result<(SnapshotCursor, T), SnapshotBusy> {
         let inner = &*self.0;
         if inner.snapshot_running.swap(true, Ordering::AcqRel) {
             return Err(SnapshotBusy);
@@ -429,6 +449,9 @@ impl Engine {
         let t = at();
         for g in &mut guards {
             g.snap = Some(Box::new(ShardSnap::new(inner.databases)));
+            if reset_changes && g.changes.is_some() {
+                g.changes = Some(Box::new(crate::changes::ChangeSet::new(inner.databases)));
+            }
         }
         drop(guards);
         Ok((SnapshotCursor { engine: self.clone(), shard: 0, keys: 0 }, t))
