@@ -625,7 +625,7 @@ impl Engine {
         let effects = cx.take_effects();
         let mut journal_error = None;
         if !effects.is_empty() {
-            if let Err(e) = journal.append(&Record { ops: effects }) {
+            if let Err(e) = journal.append(&Record { ops: effects, time_ms: cx.now }) {
                 journal_error = Some(e.message);
             }
         }
@@ -685,7 +685,7 @@ impl Engine {
     /// # Errors
     /// As [`Engine::apply_record`].
     pub fn apply_op(&self, op: &Op) -> Result<()> {
-        self.apply_record(&Record { ops: vec![op.clone()] })
+        self.apply_record(&Record { ops: vec![op.clone()], time_ms: 0 })
     }
 
     /// A digest of the whole keyspace — every database, key, value and

@@ -241,7 +241,7 @@ fn evict_one(
     shard.stats.dirty += 1;
     // A failed journal append here is reported by the write that follows;
     // the eviction itself has happened in memory either way.
-    let _ = journal.append(&Record { ops: vec![Op::new(dbi, &[b"DEL", &key])] });
+    let _ = journal.append(&Record { ops: vec![Op::new(dbi, &[b"DEL", &key])], time_ms: inner.clock.now_ms() });
     drop(shard);
     if let Some(events) = events {
         events.push(Event { class: notify::EVICTED, event: "evicted", db: dbi, key });

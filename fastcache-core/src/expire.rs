@@ -90,7 +90,7 @@ impl Engine {
                         // Failure is reported to the next write; the keys are
                         // gone from memory either way, and expiry is
                         // idempotent on replay.
-                        let _ = journal.append(&Record { ops });
+                        let _ = journal.append(&Record { ops, time_ms: now });
                     }
                     if expired_samples * 4 <= take {
                         break;

@@ -36,9 +36,9 @@
 //! assert_eq!(copy.execute(&mut copy.session(), &[b"GET", b"k"]), Reply::Bulk(b"v".to_vec()));
 //! ```
 
+mod changes;
 mod clock;
 mod commands;
-mod changes;
 mod cx;
 mod dump;
 mod engine;

@@ -20,14 +20,25 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// The newest record format version this build writes and reads.
-pub const RECORD_VERSION: u8 = 1;
+/// The newest record format version this build writes; it also reads
+/// version 1 (no time).
+pub const RECORD_VERSION: u8 = 2;
 
 /// The deterministic effect of one command or one MULTI/EXEC block.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Record {
     /// The effects, in the order they were applied.
     pub ops: Vec<Op>,
+    /// When the write happened, Unix milliseconds by the server's clock (0:
+    /// unknown — records of format version 1). Restores to a point in time
+    /// stop at the first record after it; it plays no part in re-applying.
+    pub time_ms: u64,
+}
+
+/// Version 1 of the format: no time.
+#[derive(Deserialize)]
+struct RecordV1 {
+    ops: Vec<Op>,
 }
 
 /// One effect: a command to re-apply in database `db`.
@@ -87,11 +98,15 @@ impl Record {
     /// [`Error::Corrupted`] for bytes that do not decode completely.
     pub fn decode(bytes: &[u8]) -> Result<Record> {
         let (&version, body) = bytes.split_first().ok_or_else(|| Error::Corrupted { reason: "empty record".into() })?;
-        if version != RECORD_VERSION {
-            return Err(Error::UnsupportedVersion { found: version, supported: RECORD_VERSION });
-        }
-        let (rec, rest): (Record, &[u8]) =
-            postcard::take_from_bytes(body).map_err(|e| Error::Corrupted { reason: e.to_string() })?;
+        let corrupted = |e: postcard::Error| Error::Corrupted { reason: e.to_string() };
+        let (rec, rest): (Record, &[u8]) = match version {
+            RECORD_VERSION => postcard::take_from_bytes(body).map_err(corrupted)?,
+            1 => {
+                let (v1, rest): (RecordV1, &[u8]) = postcard::take_from_bytes(body).map_err(corrupted)?;
+                (Record { ops: v1.ops, time_ms: 0 }, rest)
+            }
+            _ => return Err(Error::UnsupportedVersion { found: version, supported: RECORD_VERSION }),
+        };
         if !rest.is_empty() {
             return Err(Error::Corrupted { reason: format!("{} trailing bytes after the record", rest.len()) });
         }
@@ -107,6 +122,7 @@ mod tests {
     fn roundtrip() {
         let rec = Record {
             ops: vec![Op::new(0, &[b"SET", b"k", b"v", b"PXAT", b"123"]), Op::new(3, &[b"DEL", b"\x00\xff"])],
+            time_ms: 1_700_000_000_123,
         };
         let bytes = rec.encode();
         assert_eq!(bytes[0], RECORD_VERSION);
@@ -114,8 +130,16 @@ mod tests {
     }
 
     #[test]
+    fn reads_version_1() {
+        // Version byte 1, then postcard { ops: [ { db: 0, argv: ["DEL", "k"] } ] }.
+        let v1 = [1u8, 1, 0, 2, 3, b'D', b'E', b'L', 1, b'k'];
+        let rec = Record::decode(&v1).expect("a version 1 record");
+        assert_eq!(rec, Record { ops: vec![Op::new(0, &[b"DEL", b"k"])], time_ms: 0 });
+    }
+
+    #[test]
     fn rejects_damage() {
-        let rec = Record { ops: vec![Op::new(0, &[b"SET", b"key", b"value"])] };
+        let rec = Record { ops: vec![Op::new(0, &[b"SET", b"key", b"value"])], time_ms: 0 };
         let bytes = rec.encode();
         assert!(matches!(Record::decode(&[]), Err(Error::Corrupted { .. })));
         let mut v2 = bytes.clone();
