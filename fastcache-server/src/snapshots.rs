@@ -523,12 +523,18 @@ impl Persistence {
             (None, None) => Check { name: "snapshot", status: Status::Ok, message: "no snapshot yet".into() },
             (None, Some(s)) => {
                 let stale = age.is_some_and(|a| a > snaps.interval * 3 + Duration::from_secs(60));
+                let verified = if st.last.as_ref().is_some_and(|l| l.path == s.path) {
+                    "checksums verified when written"
+                } else if self.recovery.snapshot.as_ref().is_some_and(|r| r.path == s.path) {
+                    "checksums verified when loaded at start"
+                } else {
+                    "not read in this run"
+                };
                 let message = format!(
-                    "newest {} (LSN {}, checksums verified {}); last good snapshot {} ago",
+                    "newest {} (LSN {}, {verified}); last good snapshot {}",
                     s.path.display(),
                     s.lsn,
-                    if st.last.is_some() { "when written" } else { "at start" },
-                    age.map_or("before this start".to_string(), |a| format!("{}s", a.as_secs()))
+                    age.map_or("written before this start".to_string(), |a| format!("{}s ago", a.as_secs()))
                 );
                 Check { name: "snapshot", status: if stale { Status::Degraded } else { Status::Ok }, message }
             }

@@ -405,3 +405,27 @@ fn a_busy_metrics_port_stops_the_server() {
     assert!(!out.contains("listening"), "no listening line before the metrics port is bound: {out:?}");
     assert!(err.contains("FASTCACHE_METRICS_ADDR") && err.contains(&addr), "{err:?}");
 }
+
+#[test]
+fn snapshots_report_metrics_and_health() {
+    let s = Server::start_with(&[WITH_METRICS]);
+    let mut c = s.resp();
+    assert_eq!(c.cmd(&["SET", "k", "v"]), "+OK\r\n");
+    let (_, h) = health(&s);
+    let checks = h["checks"].as_array().unwrap_or_else(|| panic!("no checks in {h}"));
+    assert!(checks.iter().any(|c| c["name"] == "snapshot" && c["status"] == "ok"), "{h}");
+    assert_eq!(c.cmd(&["SAVE"]), "+OK\r\n");
+    let m = scrape(&s);
+    assert_eq!(value(&m, "fastcache_snapshots_total{result=\"ok\"}"), 1.0);
+    assert_eq!(value(&m, "fastcache_snapshot_last_keys"), 1.0);
+    assert!(value(&m, "fastcache_snapshot_last_size_bytes") > 0.0);
+    assert!(value(&m, "fastcache_snapshot_last_raw_bytes") > 0.0);
+    assert!(m.contains_key("fastcache_snapshot_age_seconds"), "{m:?}");
+    assert!(m.contains_key("fastcache_recovery_seconds"), "{m:?}");
+    let (status, h) = health(&s);
+    assert_eq!(status, 200, "{h}");
+    let checks = h["checks"].as_array().unwrap_or_else(|| panic!("no checks in {h}"));
+    let snap = checks.iter().find(|c| c["name"] == "snapshot").unwrap_or_else(|| panic!("no snapshot check in {h}"));
+    assert_eq!(snap["status"], "ok", "{h}");
+    assert!(snap["message"].as_str().is_some_and(|m| m.contains("verified when written")), "{h}");
+}
