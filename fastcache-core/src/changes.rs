@@ -136,8 +136,10 @@ impl ChangeSet {
 pub(crate) struct IncWalk {
     /// Per database: changed keys not emitted yet.
     todo: Vec<foldhash::HashSet<Box<[u8]>>>,
-    /// The same keys as a list, for the cursor to go through.
-    order: Vec<(usize, Box<[u8]>)>,
+    /// The same keys as a list, for the cursor to go through; built at the
+    /// cursor's first visit of the shard, under that shard's lock only, so
+    /// the all-shard barrier copies nothing.
+    order: Option<Vec<(usize, Box<[u8]>)>>,
     pending: Vec<u8>,
     pending_entries: u32,
 }
@@ -152,15 +154,19 @@ impl IncWalk {
 
     /// Emits up to `max_keys` keys into `out`; true when every key is done.
     fn walk(&mut self, dbs: &[Db], out: &mut Vec<u8>, max_keys: usize, max_bytes: usize) -> (u32, bool) {
+        let todo = &self.todo;
+        let order = self.order.get_or_insert_with(|| {
+            todo.iter().enumerate().flat_map(|(db, keys)| keys.iter().map(move |k| (db, k.clone()))).collect()
+        });
         let mut n = 0u32;
         while (n as usize) < max_keys && out.len() < max_bytes {
-            let Some((db, key)) = self.order.pop() else { return (n, true) };
+            let Some((db, key)) = order.pop() else { return (n, true) };
             if self.todo[db].remove(&key) {
                 Self::emit(out, &dbs[db], db, &key);
                 n += 1;
             }
         }
-        (n, self.order.is_empty())
+        (n, order.is_empty())
     }
 }
 
@@ -344,11 +350,7 @@ impl Engine {
             for (db, c) in old.cleared.iter().enumerate() {
                 cleared[db] |= *c;
             }
-            let mut order = Vec::new();
-            for (db, keys) in old.keys.iter().enumerate() {
-                order.extend(keys.iter().map(|k| (db, k.clone())));
-            }
-            g.inc = Some(Box::new(IncWalk { todo: old.keys, order, pending: Vec::new(), pending_entries: 0 }));
+            g.inc = Some(Box::new(IncWalk { todo: old.keys, order: None, pending: Vec::new(), pending_entries: 0 }));
         }
         drop(guards);
         let prelude = cleared.iter().enumerate().filter(|(_, c)| **c).map(|(db, _)| db as u32).collect();

@@ -83,12 +83,29 @@ impl Record {
     ///
     /// Format: `{ version u8 = 1 | postcard(Record) }`; see `docs/formats.md`.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![RECORD_VERSION];
-        // Serialising plain vectors and byte strings into a Vec cannot fail.
-        if let Ok(body) = postcard::to_extend(self, Vec::new()) {
-            out.extend_from_slice(&body);
-        }
+        let mut out = Vec::with_capacity(self.size_hint());
+        self.encode_into(&mut out);
         out
+    }
+
+    /// [`Record::encode`] into `out`, replacing its contents but keeping its
+    /// capacity: a journal that reuses one buffer allocates nothing per
+    /// record once the buffer has grown.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.clear();
+        out.reserve(self.size_hint());
+        out.push(RECORD_VERSION);
+        // Serialising plain vectors and byte strings into a Vec cannot fail.
+        if let Ok(buf) = postcard::to_extend(self, std::mem::take(out)) {
+            *out = buf;
+        }
+    }
+
+    /// At least the encoded length, give or take a few bytes: every length
+    /// prefix and integer is a varint of at most 10 bytes.
+    fn size_hint(&self) -> usize {
+        let args: usize = self.ops.iter().flat_map(|op| &op.argv).map(|a| a.0.len() + 3).sum();
+        1 + 20 + self.ops.len() * 8 + args
     }
 
     /// Decodes a record written by [`Record::encode`].
@@ -127,6 +144,18 @@ mod tests {
         let bytes = rec.encode();
         assert_eq!(bytes[0], RECORD_VERSION);
         assert_eq!(Record::decode(&bytes).ok(), Some(rec));
+    }
+
+    #[test]
+    fn encode_into_reuses_the_buffer_and_matches_encode() {
+        let small = Record { ops: vec![Op::new(0, &[b"DEL", b"k"])], time_ms: 7 };
+        let big = Record { ops: vec![Op::new(2, &[b"SET", b"key", &[b'v'; 300]])], time_ms: 1_700_000_000_000 };
+        let mut buf = b"leftover bytes".to_vec();
+        for rec in [&big, &small, &big] {
+            rec.encode_into(&mut buf);
+            assert_eq!(buf, rec.encode());
+            assert_eq!(Record::decode(&buf).ok().as_ref(), Some(rec));
+        }
     }
 
     #[test]

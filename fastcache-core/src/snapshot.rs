@@ -447,13 +447,17 @@ impl Engine {
         }
         let mut guards: Vec<_> = inner.shards.iter().map(|s| s.lock()).collect();
         let t = at();
+        // Old change sets are freed after the barrier: freeing a million
+        // keys under every shard's lock would pause all clients.
+        let mut retired = Vec::new();
         for g in &mut guards {
             g.snap = Some(Box::new(ShardSnap::new(inner.databases)));
             if reset_changes && g.changes.is_some() {
-                g.changes = Some(Box::new(crate::changes::ChangeSet::new(inner.databases)));
+                retired.push(g.changes.replace(Box::new(crate::changes::ChangeSet::new(inner.databases))));
             }
         }
         drop(guards);
+        drop(retired);
         Ok((SnapshotCursor { engine: self.clone(), shard: 0, keys: 0 }, t))
     }
 

@@ -22,7 +22,7 @@ use std::sync::{Mutex, PoisonError};
 use crate::error::{Result, SnapshotError};
 use crate::format::{parse_snapshot_file_name, snapshot_file_name};
 use crate::reader::SnapshotReader;
-use crate::writer::{parent_dir, sync_dir, SnapshotInfo, SnapshotMeta, SnapshotWriter, WriterOptions};
+use crate::writer::{parent_dir, sync_dir, SnapshotInfo, SnapshotKind, SnapshotMeta, SnapshotWriter, WriterOptions};
 
 /// Name of the manifest file in a store's directory.
 pub const MANIFEST_FILE: &str = "MANIFEST";
@@ -151,7 +151,8 @@ impl SnapshotStore {
     ///
     /// # Errors
     /// `MissingSnapshot` if the file is gone; `Corrupted` if it is not the
-    /// one the manifest describes; whatever `SnapshotReader::open` reports.
+    /// one the manifest describes (an incremental backup file under a
+    /// snapshot's name included); whatever `SnapshotReader::open` reports.
     pub fn open_snapshot(&self, entry: &SnapshotEntry) -> Result<SnapshotReader> {
         let reader = match SnapshotReader::open(&entry.path) {
             Err(SnapshotError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
@@ -160,6 +161,13 @@ impl SnapshotStore {
             other => other?,
         };
         let info = reader.info();
+        if let SnapshotKind::Incremental { from_lsn } = info.kind {
+            return Err(SnapshotError::corrupted(
+                &entry.path,
+                0,
+                format!("an incremental backup file (LSNs {from_lsn}..{}), not a snapshot", info.meta.lsn),
+            ));
+        }
         let found = (info.meta.lsn, info.meta.created_unix_ms, info.keys, info.file_bytes);
         let listed = (entry.lsn, entry.created_unix_ms, entry.keys, entry.file_bytes);
         if found != listed {
@@ -199,13 +207,19 @@ impl SnapshotStore {
     /// returns `Ok`.
     ///
     /// # Errors
-    /// `InvalidArgument` if `info` is not a snapshot of this directory;
-    /// `MissingSnapshot` if its file is gone; `Corrupted` if the current
-    /// manifest is damaged (nothing is changed then:
+    /// `InvalidArgument` if `info` is not a full snapshot of this
+    /// directory; `MissingSnapshot` if its file is gone; `Corrupted` if the
+    /// current manifest is damaged (nothing is changed then:
     /// [`SnapshotStore::rebuild_manifest`] first); `Io`.
     pub fn publish(&self, info: &SnapshotInfo) -> Result<Vec<PathBuf>> {
         let _guard = self.manifest_lock.lock().unwrap_or_else(PoisonError::into_inner);
         let name = self.own_name(&info.path)?;
+        if info.kind != SnapshotKind::Full {
+            return Err(SnapshotError::InvalidArgument(format!(
+                "{} is an incremental backup file; a snapshot store publishes full snapshots only",
+                info.path.display()
+            )));
+        }
         let len = match std::fs::metadata(&info.path) {
             Ok(m) => m.len(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -291,7 +305,7 @@ impl SnapshotStore {
         }
     }
 
-    /// Rewrites the manifest from the snapshot files in the directory
+    /// Rewrites the manifest from the full snapshot files in the directory
     /// whose header and footer verify (chunks are not read), newest first,
     /// at most `retain` of them; files that do not open are left where they
     /// are and not listed. The repair for a damaged or lost manifest, for
@@ -312,7 +326,9 @@ impl SnapshotStore {
                 Ok(reader) => {
                     let info = reader.info();
                     // The name must agree with the header, or the file was renamed by hand.
-                    if parse_snapshot_file_name(&file) != Some((info.meta.lsn, info.meta.created_unix_ms)) {
+                    if parse_snapshot_file_name(&file) != Some((info.meta.lsn, info.meta.created_unix_ms))
+                        || info.kind != SnapshotKind::Full
+                    {
                         continue;
                     }
                     entries.push(SnapshotEntry {

@@ -66,7 +66,7 @@ pub enum SnapshotError {
         version: u32,
     },
     /// The header sets a flag this build does not know (a feature of a newer writer).
-    #[error("{file}: unsupported header flags {flags:#010x} (this build knows none)")]
+    #[error("{file}: unsupported header flags {flags:#010x} (this build knows 0x00000001, INCREMENTAL)")]
     UnsupportedFlags {
         /// The snapshot file.
         file: PathBuf,

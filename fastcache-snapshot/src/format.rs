@@ -14,6 +14,7 @@
 use std::path::Path;
 
 use crate::error::{Region, Result, SnapshotError};
+use crate::writer::SnapshotKind;
 
 /// Magic at offset 0.
 pub(crate) const MAGIC: [u8; 8] = *b"FCSNAPSH";
@@ -21,8 +22,11 @@ pub(crate) const MAGIC: [u8; 8] = *b"FCSNAPSH";
 pub(crate) const FOOTER_MAGIC: [u8; 8] = *b"FCSNPIDX";
 /// The format version this build writes and reads.
 pub(crate) const VERSION: u32 = 1;
-/// Flags this build understands (none in version 1).
-pub(crate) const KNOWN_FLAGS: u32 = 0;
+/// Header flag: the file is an incremental backup (its chunks hold change
+/// entries, not full entries) and bytes 52..60 hold its from-LSN.
+pub(crate) const FLAG_INCREMENTAL: u32 = 1;
+/// Flags this build understands.
+pub(crate) const KNOWN_FLAGS: u32 = FLAG_INCREMENTAL;
 
 /// Header length; chunk 0 starts here.
 pub(crate) const HEADER_LEN: usize = 64;
@@ -34,7 +38,9 @@ const H_CREATED: usize = 24;
 const H_KEYS: usize = 32;
 const H_FOOTER_OFFSET: usize = 40;
 const H_CHUNKS: usize = 48;
+/// Reserved (zero) in a full snapshot; the from-LSN of an incremental one.
 const H_RESERVED: usize = 52;
+const H_FROM_LSN: usize = H_RESERVED;
 const H_CRC: usize = 60;
 
 /// Chunk frame header length; the stored bytes follow it.
@@ -110,16 +116,25 @@ pub(crate) struct Header {
     pub keys: u64,
     pub footer_offset: u64,
     pub chunks: u32,
+    pub kind: SnapshotKind,
 }
 
 impl Header {
     // Format: { magic [8] | version u32 | flags u32 | lsn u64 | created_ms u64 | keys u64
-    //           | footer_offset u64 | chunks u32 | reserved [8] | crc32c u32 of bytes 0..60 }
+    //           | footer_offset u64 | chunks u32 | from_lsn u64 (INCREMENTAL) or reserved [8]
+    //           | crc32c u32 of bytes 0..60 }
     pub(crate) fn encode(&self) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
         b[..8].copy_from_slice(&MAGIC);
         b[H_VERSION..H_VERSION + 4].copy_from_slice(&VERSION.to_le_bytes());
-        b[H_FLAGS..H_FLAGS + 4].copy_from_slice(&0u32.to_le_bytes());
+        let flags = match self.kind {
+            SnapshotKind::Full => 0,
+            SnapshotKind::Incremental { from_lsn } => {
+                b[H_FROM_LSN..H_FROM_LSN + 8].copy_from_slice(&from_lsn.to_le_bytes());
+                FLAG_INCREMENTAL
+            }
+        };
+        b[H_FLAGS..H_FLAGS + 4].copy_from_slice(&flags.to_le_bytes());
         b[H_LSN..H_LSN + 8].copy_from_slice(&self.lsn.to_le_bytes());
         b[H_CREATED..H_CREATED + 8].copy_from_slice(&self.created_unix_ms.to_le_bytes());
         b[H_KEYS..H_KEYS + 8].copy_from_slice(&self.keys.to_le_bytes());
@@ -132,7 +147,8 @@ impl Header {
 
     /// Checks, in this order: magic, version (so that a file from a newer
     /// writer says so instead of failing its checksum), checksum, flags,
-    /// reserved bytes, and that the footer offset is plausible.
+    /// reserved bytes (or, in an incremental file, that its from-LSN is not
+    /// above its LSN), and that the footer offset is plausible.
     pub(crate) fn decode(file: &Path, b: &[u8; HEADER_LEN]) -> Result<Header> {
         let magic = magic_at(b, 0);
         if magic != MAGIC {
@@ -157,15 +173,30 @@ impl Header {
         if flags & !KNOWN_FLAGS != 0 {
             return Err(SnapshotError::UnsupportedFlags { file: file.into(), flags });
         }
-        if b[H_RESERVED..H_CRC].iter().any(|&x| x != 0) {
-            return Err(SnapshotError::corrupted(file, H_RESERVED as u64, "reserved header bytes are not zero"));
-        }
+        let lsn = u64_at(b, H_LSN);
+        let kind = if flags & FLAG_INCREMENTAL != 0 {
+            let from_lsn = u64_at(b, H_FROM_LSN);
+            if from_lsn > lsn {
+                return Err(SnapshotError::corrupted(
+                    file,
+                    H_FROM_LSN as u64,
+                    format!("incremental file's from-LSN {from_lsn} is above its LSN {lsn}"),
+                ));
+            }
+            SnapshotKind::Incremental { from_lsn }
+        } else {
+            if b[H_RESERVED..H_CRC].iter().any(|&x| x != 0) {
+                return Err(SnapshotError::corrupted(file, H_RESERVED as u64, "reserved header bytes are not zero"));
+            }
+            SnapshotKind::Full
+        };
         let header = Header {
-            lsn: u64_at(b, H_LSN),
+            lsn,
             created_unix_ms: u64_at(b, H_CREATED),
             keys: u64_at(b, H_KEYS),
             footer_offset: u64_at(b, H_FOOTER_OFFSET),
             chunks: u32_at(b, H_CHUNKS),
+            kind,
         };
         if header.footer_offset < HEADER_LEN as u64 {
             return Err(SnapshotError::corrupted(
@@ -447,14 +478,30 @@ mod tests {
 
     #[test]
     fn header_round_trips() -> Result<()> {
-        let h = Header { lsn: 7, created_unix_ms: 1_700_000_000_000, keys: 3, footer_offset: 100, chunks: 2 };
+        let h = Header {
+            lsn: 7,
+            created_unix_ms: 1_700_000_000_000,
+            keys: 3,
+            footer_offset: 100,
+            chunks: 2,
+            kind: SnapshotKind::Full,
+        };
         assert_eq!(Header::decode(p(), &h.encode())?, h);
+        let inc = Header { kind: SnapshotKind::Incremental { from_lsn: 5 }, ..h };
+        let b = inc.encode();
+        assert_eq!(u32_at(&b, H_FLAGS), FLAG_INCREMENTAL);
+        assert_eq!(u64_at(&b, H_FROM_LSN), 5);
+        assert_eq!(Header::decode(p(), &b)?, inc);
+        // An empty range (no write between two backups) is a valid file.
+        let empty = Header { kind: SnapshotKind::Incremental { from_lsn: 7 }, ..h };
+        assert_eq!(Header::decode(p(), &empty.encode())?, empty);
         Ok(())
     }
 
     #[test]
     fn header_checks_magic_then_version_then_checksum() {
-        let h = Header { lsn: 1, created_unix_ms: 2, keys: 0, footer_offset: 64, chunks: 0 }.encode();
+        let h = Header { lsn: 1, created_unix_ms: 2, keys: 0, footer_offset: 64, chunks: 0, kind: SnapshotKind::Full }
+            .encode();
         let mut b = h;
         b[0] ^= 1;
         assert!(matches!(Header::decode(p(), &b), Err(SnapshotError::BadMagic { offset: 0, .. })));
@@ -468,18 +515,24 @@ mod tests {
 
     #[test]
     fn unknown_flags_and_reserved_bytes_are_refused_even_with_a_valid_checksum() {
-        let h = Header { lsn: 1, created_unix_ms: 2, keys: 0, footer_offset: 64, chunks: 0 }.encode();
+        let h = Header { lsn: 1, created_unix_ms: 2, keys: 0, footer_offset: 64, chunks: 0, kind: SnapshotKind::Full }
+            .encode();
         let reseal = |mut b: [u8; HEADER_LEN]| {
             let crc = crc32c::crc32c(&b[..H_CRC]);
             b[H_CRC..].copy_from_slice(&crc.to_le_bytes());
             b
         };
         let mut b = h;
-        b[H_FLAGS] = 1;
-        assert!(matches!(Header::decode(p(), &reseal(b)), Err(SnapshotError::UnsupportedFlags { flags: 1, .. })));
+        b[H_FLAGS] = 2;
+        assert!(matches!(Header::decode(p(), &reseal(b)), Err(SnapshotError::UnsupportedFlags { flags: 2, .. })));
         let mut b = h;
         b[H_RESERVED + 3] = 1;
         assert!(matches!(Header::decode(p(), &reseal(b)), Err(SnapshotError::Corrupted { .. })));
+        // An incremental file whose range ends before it starts.
+        let mut b = h;
+        b[H_FLAGS] = 1;
+        b[H_FROM_LSN] = 2;
+        assert!(matches!(Header::decode(p(), &reseal(b)), Err(SnapshotError::Corrupted { offset: 52, .. })));
     }
 
     #[test]
@@ -489,7 +542,8 @@ mod tests {
         let crc = ChunkEntry::seal_frame(3, 3, 1, Codec::Stored, &mut frame);
         let e0 = ChunkEntry { offset: 64, stored_len: 3, raw_len: 3, entries: 1, codec: Codec::Stored, crc };
         let e1 = ChunkEntry { offset: 64 + 23, ..e0 };
-        let header = Header { lsn: 9, created_unix_ms: 1, keys: 2, footer_offset: 64 + 46, chunks: 2 };
+        let header =
+            Header { lsn: 9, created_unix_ms: 1, keys: 2, footer_offset: 64 + 46, chunks: 2, kind: SnapshotKind::Full };
         let b = encode_footer(9, 2, 6, &[e0, e1]);
         assert_eq!(b.len() as u64, footer_len(2));
         let footer = decode_footer(p(), &header, &b)?;

@@ -12,6 +12,11 @@
 //! [`SnapshotStore`] is a directory with a `MANIFEST` naming the published
 //! snapshots, newest first, and a retention count.
 //!
+//! The same container also carries incremental backups
+//! ([`SnapshotKind::Incremental`], [`SnapshotWriter::create_incremental`]):
+//! a header flag and the LSN the file starts from say so. A store lists and
+//! opens full snapshots only.
+//!
 //! **What it is not.** It does not know what the payload means (the engine
 //! encodes its entries into chunk payloads and decodes them in the load
 //! closure), reads no clock, takes no snapshot of anything, and takes no
@@ -59,7 +64,7 @@ mod writer;
 pub use crate::catalog::{SnapshotEntry, SnapshotStore, DEFAULT_RETAIN, MANIFEST_FILE};
 pub use crate::error::{LoadError, Region, Result, SnapshotError};
 pub use crate::reader::{Chunks, LoadStats, SnapshotReader};
-pub use crate::writer::{SnapshotInfo, SnapshotMeta, SnapshotWriter, WriterOptions};
+pub use crate::writer::{SnapshotInfo, SnapshotKind, SnapshotMeta, SnapshotWriter, WriterOptions};
 
 /// The snapshot file format version this build writes and reads.
 pub const FORMAT_VERSION: u32 = format::VERSION;

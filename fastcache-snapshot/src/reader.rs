@@ -91,6 +91,7 @@ impl SnapshotReader {
         let info = SnapshotInfo {
             path: path.to_path_buf(),
             meta: SnapshotMeta { lsn: header.lsn, created_unix_ms: header.created_unix_ms },
+            kind: header.kind,
             keys: header.keys,
             chunks: header.chunks,
             raw_bytes: footer.raw_bytes,

@@ -22,6 +22,24 @@ pub struct SnapshotMeta {
     pub created_unix_ms: u64,
 }
 
+/// What a file of this format holds. The container is the same; the kind
+/// is a header flag (`docs/formats.md`), so a tool given only the file can
+/// tell, and a build that predates incremental files refuses them
+/// (`UnsupportedFlags`) rather than load change entries as a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SnapshotKind {
+    /// A full snapshot: every key as it was at the file's LSN.
+    #[default]
+    Full,
+    /// An incremental backup: the keys written or deleted after `from_lsn`
+    /// up to the file's LSN, as they were at that LSN (the chunks hold the
+    /// caller's change entries).
+    Incremental {
+        /// The LSN the previous backup of its chain is consistent at.
+        from_lsn: u64,
+    },
+}
+
 /// How to write a snapshot.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriterOptions {
@@ -40,6 +58,8 @@ pub struct SnapshotInfo {
     pub path: PathBuf,
     /// Its LSN and creation time.
     pub meta: SnapshotMeta,
+    /// A full snapshot or an incremental backup.
+    pub kind: SnapshotKind,
     /// Entries in the snapshot: the sum of the chunks' entry counts.
     pub keys: u64,
     /// Chunks in the file.
@@ -69,6 +89,7 @@ pub struct SnapshotWriter {
     path: PathBuf,
     tmp_path: PathBuf,
     meta: SnapshotMeta,
+    kind: SnapshotKind,
     max_size: Option<u64>,
     index: Vec<ChunkEntry>,
     /// Where the next frame goes (= bytes written so far).
@@ -119,6 +140,32 @@ impl SnapshotWriter {
     /// `AlreadyExists` if `path` exists; `Io` if the temporary file cannot
     /// be created (also when it exists: another writer may be using it).
     pub fn create(path: &Path, meta: SnapshotMeta, opts: WriterOptions) -> Result<SnapshotWriter> {
+        SnapshotWriter::create_kind(path, meta, SnapshotKind::Full, opts)
+    }
+
+    /// Like [`SnapshotWriter::create`], for an incremental backup file
+    /// covering the records after `from_lsn` up to `meta.lsn` (the header
+    /// says so; the chunks hold the caller's change entries).
+    ///
+    /// # Errors
+    /// `InvalidArgument` if `from_lsn > meta.lsn`; otherwise as
+    /// [`SnapshotWriter::create`].
+    pub fn create_incremental(
+        path: &Path,
+        meta: SnapshotMeta,
+        from_lsn: u64,
+        opts: WriterOptions,
+    ) -> Result<SnapshotWriter> {
+        if from_lsn > meta.lsn {
+            return Err(SnapshotError::InvalidArgument(format!(
+                "an incremental file from LSN {from_lsn} cannot end at LSN {}",
+                meta.lsn
+            )));
+        }
+        SnapshotWriter::create_kind(path, meta, SnapshotKind::Incremental { from_lsn }, opts)
+    }
+
+    fn create_kind(path: &Path, meta: SnapshotMeta, kind: SnapshotKind, opts: WriterOptions) -> Result<SnapshotWriter> {
         if path.exists() {
             return Err(SnapshotError::AlreadyExists { path: path.to_path_buf() });
         }
@@ -132,7 +179,7 @@ impl SnapshotWriter {
         // rewritten by `finish`: an unfinished file is never mistaken for
         // a snapshot, even if it were renamed by hand.
         let provisional =
-            Header { lsn: meta.lsn, created_unix_ms: meta.created_unix_ms, keys: 0, footer_offset: 0, chunks: 0 };
+            Header { lsn: meta.lsn, created_unix_ms: meta.created_unix_ms, keys: 0, footer_offset: 0, chunks: 0, kind };
         if let Err(e) = file.write_all(&provisional.encode()) {
             drop(file);
             let _ = std::fs::remove_file(&tmp_path);
@@ -143,6 +190,7 @@ impl SnapshotWriter {
             path: path.to_path_buf(),
             tmp_path,
             meta,
+            kind,
             max_size: opts.max_size,
             index: Vec::new(),
             offset: HEADER_LEN as u64,
@@ -282,6 +330,7 @@ impl SnapshotWriter {
             keys: self.keys,
             footer_offset: self.offset,
             chunks,
+            kind: self.kind,
         };
         let tmp = &self.tmp_path;
         let mut file = self.file()?;
@@ -305,6 +354,7 @@ impl SnapshotWriter {
         Ok(SnapshotInfo {
             path: self.path.clone(),
             meta: self.meta,
+            kind: self.kind,
             keys: self.keys,
             chunks,
             raw_bytes: self.raw_bytes,

@@ -54,6 +54,7 @@
 
 mod error;
 mod fs;
+pub mod inspect;
 mod lock;
 #[allow(unsafe_code)]
 mod mmap;

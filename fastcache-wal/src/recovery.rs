@@ -107,6 +107,10 @@ pub(crate) struct Plan {
     pub remove: Vec<usize>,
     /// `(candidate, from, to)`: byte ranges zeroed (a torn tail's garbage).
     pub zero: Vec<(usize, u64, u64)>,
+    /// Candidates whose seal must be cleared: a lossy cut below the seal's
+    /// durable end, which the seal would otherwise keep calling corruption
+    /// at every later open.
+    pub unseal: Vec<usize>,
     /// The LSN the next append gets.
     pub next_lsn: Lsn,
     pub records: u64,
@@ -439,6 +443,9 @@ pub(crate) fn recover(cands: &[Candidate], mode: RecoveryMode) -> Result<Plan> {
             (RecoveryMode::PointInTime, _) | (RecoveryMode::SkipCorrupted, None) => {
                 let before = plan.truncated_bytes;
                 cut_tail(cands, &mut plan, brk.cut)?;
+                if brk.below_seal && brk.cut.1 > 0 {
+                    plan.unseal.push(brk.cut.0);
+                }
                 plan.skipped.push(Corruption {
                     segment: cands[brk.seg].path.clone(),
                     offset: brk.at,

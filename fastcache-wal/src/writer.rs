@@ -203,6 +203,15 @@ impl Core {
                 region.flush(from, to - from).map_err(|e| Error::io("msync torn tail", &cand.path, e))?;
             }
         }
+        for &idx in &plan.unseal {
+            let cand = &cands[idx];
+            if let Some(region) = &cand.region {
+                region
+                    .write(SEAL_OFFSET, &[&[0u8; 16]])
+                    .and_then(|()| region.flush(SEAL_OFFSET, 16))
+                    .map_err(|e| Error::io("clear the seal of a cut segment", &cand.path, e))?;
+            }
+        }
         for &idx in &plan.remove {
             let path = &cands[idx].path;
             fs.remove_file(path).map_err(|e| Error::io("remove torn segment", path, e))?;
