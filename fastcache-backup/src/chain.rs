@@ -271,10 +271,15 @@ pub fn load_chain(engine: &Engine, chain: &Chain, upto_lsn: Option<u64>) -> Resu
 
 /// Applies to `engine`, which holds the state at LSN `lsn` (a snapshot
 /// loaded by recovery, say), the incrementals of `chain` that continue from
-/// exactly there — the one starting at `lsn`, then each after it — up to
-/// the last one whose `to_lsn` is at most `upto_lsn` (all for `None`).
-/// Returns the LSN reached: `lsn` itself when no incremental starts there
-/// (the engine is unchanged then). Each applied file is verified as it is
+/// there — the first one with `from_lsn ≤ lsn < to_lsn`, then each after it
+/// — up to the last one whose `to_lsn` is at most `upto_lsn` (all for
+/// `None`). An incremental `(from, to]` holds, for every key changed in
+/// that range, its value (or absence) at `to`, and every other key did not
+/// change in the range; so applied to the state at any LSN inside it, it
+/// gives the state at `to` (a `ClearDb` inside the range is re-applied
+/// harmlessly: every key written after it is in the file). Returns the LSN
+/// reached: `lsn` itself when no incremental covers it (the engine is
+/// unchanged then). Each applied file is verified as it is
 /// read; the WAL after the returned LSN completes the state.
 ///
 /// # Errors
@@ -282,7 +287,9 @@ pub fn load_chain(engine: &Engine, chain: &Chain, upto_lsn: Option<u64>) -> Resu
 /// swapped file, or entries that do not apply (the engine then holds a
 /// partial state and must be discarded); `Io`.
 pub fn apply_incrementals(engine: &Engine, chain: &Chain, lsn: u64, upto_lsn: Option<u64>) -> Result<u64> {
-    let Some(first) = chain.incrementals.iter().position(|l| l.from_lsn == lsn) else { return Ok(lsn) };
+    let Some(first) = chain.incrementals.iter().position(|l| l.from_lsn <= lsn && lsn < l.to_lsn) else {
+        return Ok(lsn);
+    };
     let links: Vec<&Link> =
         chain.incrementals[first..].iter().take_while(|l| upto_lsn.is_none_or(|u| l.to_lsn <= u)).collect();
     apply_links(engine, chain, &links, default_threads(), &mut |_| {}).map(|reached| reached.unwrap_or(lsn))

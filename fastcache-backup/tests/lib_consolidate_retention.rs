@@ -80,10 +80,16 @@ fn a_consolidated_chain_equals_the_chain_and_is_continued() -> TestResult {
     let e = history.state_at(chain.base.to_lsn)?;
     assert_eq!(apply_incrementals(&e, &chain, chain.base.to_lsn, Some(mid))?, mid);
     assert_eq!(e.digest(), history.state_at(mid)?.digest());
-    // No link starts at an LSN between links: nothing is applied.
+    // An LSN inside a link: that link and the ones after it still apply
+    // (a link holds every key changed in its range as it is at its end).
+    assert!(mid + 1 < chain.lsn());
     let e = history.state_at(mid + 1)?;
-    assert_eq!(apply_incrementals(&e, &chain, mid + 1, None)?, mid + 1);
-    assert_eq!(e.digest(), history.state_at(mid + 1)?.digest());
+    assert_eq!(apply_incrementals(&e, &chain, mid + 1, None)?, chain.lsn());
+    assert_eq!(e.digest(), a.digest());
+    // At or past the chain's end: nothing is applied.
+    let e = history.state_at(chain.lsn())?;
+    assert_eq!(apply_incrementals(&e, &chain, chain.lsn(), None)?, chain.lsn());
+    assert_eq!(e.digest(), a.digest());
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use fastcache_backup::BackupDir;
 use fastcache_core::Engine;
 use fastcache_snapshot::{SnapshotEntry, SnapshotStore};
 use fastcache_wal::{Lsn, Wal};
@@ -43,7 +44,9 @@ pub struct RecoveryReport {
     pub snapshot: Option<LoadedSnapshot>,
     /// Newer snapshots that were damaged and passed over, newest first.
     pub skipped: Vec<SkippedSnapshot>,
-    /// The WAL records replayed after the snapshot.
+    /// The LSN incremental backups brought the state to, if any were used.
+    pub backup_lsn: Option<Lsn>,
+    /// The WAL records replayed after the snapshot (and backups).
     pub wal: ReplayReport,
     /// Total time.
     pub elapsed: Duration,
@@ -91,6 +94,7 @@ pub fn recover(
     engine: &Engine,
     wal: &Wal,
     snapshots: &SnapshotStore,
+    backups: Option<&BackupDir>,
     threads: usize,
     mut progress: impl FnMut(Progress),
 ) -> Result<RecoveryReport> {
@@ -143,7 +147,10 @@ pub fn recover(
             }
         }
     }
-    let from = report.snapshot.as_ref().map_or(0, |s| s.lsn);
+    let mut from = report.snapshot.as_ref().map_or(0, |s| s.lsn);
+    if let Some(backups) = backups {
+        from = use_backups(engine, snapshots, backups, &mut report, from, wal_first, wal_last, threads)?;
+    }
     // Records (from, wal_last] must all be in the log.
     if wal_last > from && wal_first > from + 1 {
         return Err(Error::Gap {
@@ -168,6 +175,84 @@ pub fn recover(
     })?;
     report.elapsed = start.elapsed();
     Ok(report)
+}
+
+/// The seed's step 3: incremental backups newer than the loaded snapshot
+/// move the state forward (less WAL to replay), and with no usable snapshot
+/// the newest backup chain is the starting point when the WAL no longer
+/// reaches back to the beginning. A backup never replaces newer state: an
+/// incremental `(from, to]` is applied only to a state inside its range,
+/// and the WAL after its end completes it, so the result is the same with or
+/// without backups. A damaged backup is logged and ignored.
+#[allow(clippy::too_many_arguments)]
+fn use_backups(
+    engine: &Engine,
+    snapshots: &SnapshotStore,
+    backups: &BackupDir,
+    report: &mut RecoveryReport,
+    from: Lsn,
+    wal_first: Lsn,
+    wal_last: Lsn,
+    threads: usize,
+) -> Result<Lsn> {
+    let chains = match backups.chains() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!("backups in {} are not readable ({e}); recovering without them", backups.dir().display());
+            return Ok(from);
+        }
+    };
+    let Some(chain) = chains.last() else { return Ok(from) };
+    if report.snapshot.is_some() {
+        match fastcache_backup::apply_incrementals(engine, chain, from, None) {
+            Ok(reached) if reached > from => {
+                tracing::info!(chain = %chain.dir.display(), from, reached, "incremental backups applied after the snapshot");
+                report.backup_lsn = Some(reached);
+                return Ok(reached);
+            }
+            Ok(_) => return Ok(from),
+            Err(e) => {
+                tracing::error!(
+                    "incremental backups of {} do not apply ({e}); reloading the snapshot without them",
+                    chain.dir.display()
+                );
+                clear(engine);
+                let Some(loaded) = report.snapshot.clone() else { return Ok(0) };
+                let entry = snapshots
+                    .list()
+                    .map_err(Error::Snapshots)?
+                    .into_iter()
+                    .find(|e| e.path == loaded.path)
+                    .ok_or_else(|| Error::Unloadable { path: loaded.path.clone(), reason: "vanished".into() })?;
+                load_one(engine, snapshots, &entry, threads, &mut |_| {}).map_err(|f| match f {
+                    LoadFailure::Damaged(r) | LoadFailure::Unusable(r) => {
+                        Error::Unloadable { path: loaded.path.clone(), reason: r }
+                    }
+                })?;
+                return Ok(from);
+            }
+        }
+    }
+    // No snapshot: the whole WAL, if it starts at the beginning; otherwise
+    // the newest chain, if the WAL continues from its end.
+    if wal_last == 0 || wal_first <= 1 {
+        return Ok(from);
+    }
+    if chain.lsn() + 1 < wal_first {
+        return Ok(from);
+    }
+    match fastcache_backup::load_chain(engine, chain, None) {
+        Ok(reached) => {
+            tracing::warn!(chain = %chain.dir.display(), reached, "no usable snapshot: recovering from the newest backup chain");
+            report.backup_lsn = Some(reached);
+            Ok(reached)
+        }
+        Err(e) => {
+            tracing::error!("the newest backup chain {} does not load ({e})", chain.dir.display());
+            clear(engine);
+            Ok(from)
+        }
+    }
 }
 
 /// Loads one snapshot file; any failure is a reason to try the next one.

@@ -67,7 +67,7 @@ fn snapshot_then_wal_rebuilds_the_exact_state() {
 
     let copy = Engine::default();
     let wal = open_wal(dir.path());
-    let report = recover(&copy, &wal, &store, 2, |_| {}).expect("recover");
+    let report = recover(&copy, &wal, &store, None, 2, |_| {}).expect("recover");
     assert_eq!(report.snapshot.as_ref().map(|s| s.lsn), Some(lsn));
     assert_eq!(report.wal.records, 600, "only the records after the snapshot");
     assert_eq!(copy.digest(), digest);
@@ -93,7 +93,7 @@ fn a_damaged_newest_snapshot_falls_back_to_the_previous_one_without_loss() {
 
     let copy = Engine::default();
     let wal = open_wal(dir.path());
-    let report = recover(&copy, &wal, &store, 2, |_| {}).expect("recover");
+    let report = recover(&copy, &wal, &store, None, 2, |_| {}).expect("recover");
     assert_eq!(report.skipped.len(), 1, "{report:?}");
     assert_eq!(report.snapshot.as_ref().map(|s| s.lsn), Some(older));
     assert_eq!(copy.digest(), digest, "the longer stretch of WAL makes up for the damaged snapshot");
@@ -119,11 +119,48 @@ fn a_log_that_does_not_reach_back_to_the_snapshot_is_refused() {
     drop(wal);
     let copy = Engine::default();
     let wal = open_wal(dir.path());
-    match recover(&copy, &wal, &store, 2, |_| {}) {
+    match recover(&copy, &wal, &store, None, 2, |_| {}) {
         Err(e @ Error::Gap { .. }) => {
             let msg = e.to_string();
             assert!(msg.contains("cannot recover a consistent state"), "{msg}");
         }
         other => panic!("expected a gap error, got {other:?}"),
     }
+}
+
+#[test]
+fn incremental_backups_newer_than_the_snapshot_shorten_the_replay_and_change_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = Engine::default();
+    engine.set_change_tracking(true);
+    let wal = open_wal(dir.path());
+    let store = SnapshotStore::open(&dir.path().join("snapshots"), 2).expect("store");
+    let backups = fastcache_backup::BackupDir::open(&dir.path().join("backups"), 2).expect("backups");
+    write(&engine, &wal, 200, "a");
+    let base = backups.write_full(&engine, || wal.last_lsn(), |_| Ok(())).expect("full backup");
+    write(&engine, &wal, 200, "b");
+    let snap = snapshot(&engine, &wal, &store);
+    write(&engine, &wal, 200, "c");
+    let inc = backups.write_incremental(&engine, || wal.last_lsn(), |_| Ok(())).expect("incremental");
+    write(&engine, &wal, 50, "d");
+    wal.sync().expect("sync");
+    let digest = engine.digest();
+    let last = wal.last_lsn();
+    let (base_lsn, inc_to) = (base.link.to_lsn, inc.link.to_lsn);
+    assert!(base_lsn < snap && snap < inc_to, "the snapshot lies inside the incremental");
+    drop(wal);
+
+    let with = Engine::default();
+    let wal = open_wal(dir.path());
+    let report = recover(&with, &wal, &store, Some(&backups), 2, |_| {}).expect("recover with backups");
+    assert_eq!(report.backup_lsn, Some(inc_to));
+    assert_eq!(report.wal.records, last - inc_to, "only the WAL after the incremental is replayed");
+    assert_eq!(with.digest(), digest);
+    drop(wal);
+
+    let without = Engine::default();
+    let wal = open_wal(dir.path());
+    let report = recover(&without, &wal, &store, None, 2, |_| {}).expect("recover without backups");
+    assert_eq!(report.backup_lsn, None);
+    assert_eq!(without.digest(), digest, "the same state with or without backups");
 }

@@ -45,6 +45,11 @@ pub struct Config {
     pub enable_wal: bool,
     pub enable_snapshots: bool,
     pub enable_incremental_backup: bool,
+    /// Where incremental backups go (`$PERSISTENCE_DIR/backups` by default).
+    pub backup_dir: PathBuf,
+    pub incremental_backup_interval: Duration,
+    /// Backup chains to keep.
+    pub backup_retain: usize,
     pub enable_crash_recovery: bool,
     pub enable_node_recovery: bool,
     pub recovery_timeout: Duration,
@@ -101,6 +106,13 @@ pub const VARS: &[Var] = &[
     Var { name: "ENABLE_WRITE_AHEAD_LOG", default: "true", help: "true | false" },
     Var { name: "ENABLE_SNAPSHOTS", default: "true", help: "true | false" },
     Var { name: "ENABLE_INCREMENTAL_BACKUP", default: "false", help: "true | false" },
+    Var {
+        name: "INCREMENTAL_BACKUP_INTERVAL",
+        default: "1m",
+        help: "duration between incremental backups (when keys changed)",
+    },
+    Var { name: "BACKUP_DIR", default: "", help: "backup directory (empty: $PERSISTENCE_DIR/backups)" },
+    Var { name: "BACKUP_RETAIN_COUNT", default: "2", help: "backup chains (full + incrementals) to keep (1-100)" },
     Var { name: "ENABLE_CRASH_RECOVERY", default: "true", help: "true | false" },
     Var { name: "ENABLE_NODE_RECOVERY", default: "true", help: "true | false" },
     Var { name: "RECOVERY_TIMEOUT", default: "10m", help: "duration, e.g. 30s, 10m" },
@@ -201,7 +213,7 @@ impl Config {
             f(&value).ok_or_else(|| ConfigError { var, expected: help(var), value })
         }
         let nonempty = |s: &str| if s.is_empty() { None } else { Some(s.to_string()) };
-        let c = Config {
+        let mut c = Config {
             bind: parse(get("FASTCACHE_BIND"), |s| s.trim().parse().ok())?,
             port: parse(get("FASTCACHE_PORT"), |s| s.trim().parse().ok())?,
             requirepass: nonempty(&get("FASTCACHE_REQUIREPASS").1),
@@ -232,6 +244,13 @@ impl Config {
             enable_wal: parse(get("ENABLE_WRITE_AHEAD_LOG"), parse_bool)?,
             enable_snapshots: parse(get("ENABLE_SNAPSHOTS"), parse_bool)?,
             enable_incremental_backup: parse(get("ENABLE_INCREMENTAL_BACKUP"), parse_bool)?,
+            incremental_backup_interval: parse(get("INCREMENTAL_BACKUP_INTERVAL"), |s| {
+                parse_duration(s).filter(|d| !d.is_zero())
+            })?,
+            backup_dir: PathBuf::new(),
+            backup_retain: parse(get("BACKUP_RETAIN_COUNT"), |s| {
+                s.trim().parse().ok().filter(|n: &usize| (1..=100).contains(n))
+            })?,
             enable_crash_recovery: parse(get("ENABLE_CRASH_RECOVERY"), parse_bool)?,
             enable_node_recovery: parse(get("ENABLE_NODE_RECOVERY"), parse_bool)?,
             recovery_timeout: parse(get("RECOVERY_TIMEOUT"), parse_duration)?,
@@ -258,6 +277,9 @@ impl Config {
                 parse_size(s).filter(|n| (1 << 20..=4 << 30).contains(n))
             })?,
         };
+        let dir = get("BACKUP_DIR").1;
+        c.backup_dir =
+            if dir.trim().is_empty() { c.persistence_dir.join("backups") } else { PathBuf::from(dir.trim()) };
         Ok(c)
     }
 }

@@ -322,7 +322,9 @@ fn section(out: &mut String, conn: &mut Conn, name: &str) {
             line("aof_enabled", &u8::from(p.is_some()));
             match p {
                 Some(p) => {
-                    for (k, v) in p.info_fields().into_iter().chain(p.snapshot_info_fields()) {
+                    for (k, v) in
+                        p.info_fields().into_iter().chain(p.snapshot_info_fields()).chain(p.backup_info_fields())
+                    {
                         line(k, &v);
                     }
                 }

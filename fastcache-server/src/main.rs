@@ -8,6 +8,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 mod admin;
+mod backups;
 mod blocking;
 mod client;
 mod command;
@@ -226,6 +227,15 @@ fn start_recovery(shared: std::sync::Arc<server::Shared>) -> anyhow::Result<()> 
                 Ok(Some(p)) => {
                     p.register(&shared.metrics);
                     p.register_snapshots(&shared.metrics);
+                    p.register_backups(&shared.metrics);
+                    if p.backups.is_some() {
+                        let bg = p.clone();
+                        if let Err(e) =
+                            std::thread::Builder::new().name("fastcache-backups".into()).spawn(move || bg.run_backups())
+                        {
+                            tracing::error!("cannot start the backup thread ({e}); no incremental backups");
+                        }
+                    }
                     let _ = shared.persistence.set(p.clone());
                     if p.snapshots.is_some() {
                         let bg = p.clone();

@@ -43,6 +43,8 @@ pub struct Persistence {
     pub recovery: fastcache_recovery::RecoveryReport,
     /// Taking snapshots, unless ENABLE_SNAPSHOTS=false.
     pub snapshots: Option<crate::snapshots::Snapshots>,
+    /// Incremental backups, with ENABLE_INCREMENTAL_BACKUP=true.
+    pub backups: Option<crate::backups::Backups>,
 }
 
 impl Persistence {
@@ -136,12 +138,29 @@ impl Persistence {
             config.max_snapshot_size,
         )?;
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let recovery = fastcache_recovery::recover(engine, &wal, &snapshots.store, threads, progress).map_err(|e| {
-            anyhow::anyhow!(
-                "crash recovery failed: {e}. The data directory {} is left untouched",
-                config.persistence_dir.display()
+        // Backups help recovery whenever they are there (read-only unless
+        // this server writes them).
+        let backup_dir = if config.enable_incremental_backup {
+            Some(
+                fastcache_backup::BackupDir::open(&config.backup_dir, config.backup_retain)
+                    .map(|d| d.with_databases(config.databases))
+                    .map_err(|e| {
+                        anyhow::anyhow!("opening the backup directory {}: {e}", config.backup_dir.display())
+                    })?,
             )
-        })?;
+        } else if config.backup_dir.is_dir() {
+            fastcache_backup::BackupDir::open_read_only(&config.backup_dir).ok()
+        } else {
+            None
+        };
+        let recovery =
+            fastcache_recovery::recover(engine, &wal, &snapshots.store, backup_dir.as_ref(), threads, progress)
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "crash recovery failed: {e}. The data directory {} is left untouched",
+                        config.persistence_dir.display()
+                    )
+                })?;
         // A snapshot newer than the whole log (the log was lost or cut):
         // the log must continue after it, or new records would reuse LSNs
         // the snapshot already covers.
@@ -157,6 +176,15 @@ impl Persistence {
         }
         // Recovery counted its re-applied writes as changes; they are not new.
         engine.reset_dirty();
+        let backups = match backup_dir {
+            Some(dir) if config.enable_incremental_backup => {
+                // From here on every write is tracked; the first backup is a
+                // full base.
+                engine.set_change_tracking(true);
+                Some(crate::backups::Backups::new(dir, config.incremental_backup_interval))
+            }
+            _ => None,
+        };
         tracing::info!(
             snapshot =
                 recovery.snapshot.as_ref().map(|s| s.path.display().to_string()).unwrap_or_else(|| "none".into()),
@@ -180,6 +208,7 @@ impl Persistence {
             failure: Mutex::new(None),
             recovery,
             snapshots: config.enable_snapshots.then_some(snapshots),
+            backups,
         })))
     }
 
