@@ -171,6 +171,7 @@ const P_REDIS_ALWAYS: usize = 1;
 const P_FC_INTERVAL: usize = 2;
 const P_REDIS_EVERYSEC: usize = 3;
 const P_FC_OFF: usize = 4;
+const P_FC_BACKUPS: usize = 5;
 
 /// One row of the `persistence` table: SET on server `a` vs server `b`.
 struct PersistRow {
@@ -218,6 +219,24 @@ const PERSIST_ROWS: &[PersistRow] = &[
         target: 1.0,
     },
     PersistRow { label: "always / FastCache off", a: P_FC_ALWAYS, b: P_FC_OFF, pipeline: 16, scale: 5, target: 0.85 },
+    // Change tracking for incremental backups must not show in write
+    // throughput (issue 6): within noise of the same server without it.
+    PersistRow {
+        label: "interval+backups / interval",
+        a: P_FC_BACKUPS,
+        b: P_FC_INTERVAL,
+        pipeline: 1,
+        scale: 1,
+        target: 0.95,
+    },
+    PersistRow {
+        label: "interval+backups / interval",
+        a: P_FC_BACKUPS,
+        b: P_FC_INTERVAL,
+        pipeline: 16,
+        scale: 5,
+        target: 0.95,
+    },
 ];
 
 /// Restart must take at most this fraction of Redis' time.
@@ -270,6 +289,10 @@ enum Persist {
     Always,
     /// `WAL_FSYNC=interval` with `WAL_FLUSH_INTERVAL=1s` / `--appendfsync everysec`.
     Interval,
+    /// FastCache only: `Interval` plus incremental backups
+    /// (`ENABLE_INCREMENTAL_BACKUP=true`, default 1m interval), so every
+    /// write pays for per-key change tracking.
+    IntervalBackups,
 }
 
 /// How to start one server: its program, environment and arguments, data
@@ -300,6 +323,12 @@ impl Spec {
                 ("WAL_FSYNC", "interval".into()),
                 ("WAL_FLUSH_INTERVAL", "1s".into()),
             ]),
+            Persist::IntervalBackups => env.extend([
+                ("ENABLE_PERSISTENCE", "true".into()),
+                ("WAL_FSYNC", "interval".into()),
+                ("WAL_FLUSH_INTERVAL", "1s".into()),
+                ("ENABLE_INCREMENTAL_BACKUP", "true".into()),
+            ]),
         }
         let data = dir.join(format!("{slug}-data"));
         env.push(("FASTCACHE_METRICS_ADDR", "off".into()));
@@ -321,7 +350,7 @@ impl Spec {
         let mut args: Vec<String> = ["--bind", "127.0.0.1", "--save", ""].map(String::from).to_vec();
         match persist {
             Persist::Off => args.extend(["--appendonly", "no"].map(String::from)),
-            Persist::Always | Persist::Interval => args.extend(
+            Persist::Always | Persist::Interval | Persist::IntervalBackups => args.extend(
                 [
                     "--appendonly",
                     "yes",
@@ -433,6 +462,7 @@ impl Spec {
             (Kind::FastCache, Persist::Off) => ("fastcache_persistence", "disabled"),
             (Kind::FastCache, Persist::Always) => ("wal_fsync", "always"),
             (Kind::FastCache, Persist::Interval) => ("wal_fsync", "interval"),
+            (Kind::FastCache, Persist::IntervalBackups) => ("incremental_backups_enabled", "1"),
             (Kind::Redis, Persist::Off) => ("aof_enabled", "0"),
             (Kind::Redis, _) => ("aof_enabled", "1"),
         };
@@ -974,6 +1004,7 @@ fn persistence_part(bin: &Path, dir: &Path, opts: &Options) -> Result<()> {
         Spec::fastcache(bin, "FastCache interval", Persist::Interval, dir, "fastcache-interval"),
         Spec::redis("Redis everysec", Persist::Interval, dir, "redis-everysec"),
         Spec::fastcache(bin, "FastCache off", Persist::Off, dir, "fastcache-off"),
+        Spec::fastcache(bin, "FastCache backups", Persist::IntervalBackups, dir, "fastcache-backups"),
     ];
     let mut servers = Vec::new();
     for spec in &specs {
@@ -1047,7 +1078,8 @@ fn persistence_part(bin: &Path, dir: &Path, opts: &Options) -> Result<()> {
     println!(
         "(ratio = FastCache ops/s ÷ baseline ops/s; always = WAL_FSYNC=always vs --appendfsync always, \
          interval = WAL_FSYNC=interval WAL_FLUSH_INTERVAL=1s vs --appendfsync everysec, \
-         FastCache off = ENABLE_PERSISTENCE=false; {:.0} s)",
+         FastCache off = ENABLE_PERSISTENCE=false, interval+backups = interval with \
+         ENABLE_INCREMENTAL_BACKUP=true (per-key change tracking, a backup every minute); {:.0} s)",
         started.elapsed().as_secs_f64()
     );
     Ok(())
