@@ -18,8 +18,13 @@
 //! Resuming writes needs a fresh snapshot of memory and a new log, which the
 //! snapshot issue adds; until then the server stays read-only.
 
+use std::cell::RefCell;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use fastcache_core::{Engine, Journal, JournalError, Record};
 use fastcache_wal::{Lsn, SyncPolicy, Wal, WalOptions};
@@ -45,6 +50,8 @@ pub struct Persistence {
     pub snapshots: Option<crate::snapshots::Snapshots>,
     /// Incremental backups, with ENABLE_INCREMENTAL_BACKUP=true.
     pub backups: Option<crate::backups::Backups>,
+    /// Tells this persistence's per-thread wait groups from another's.
+    id: u64,
 }
 
 impl Persistence {
@@ -209,6 +216,7 @@ impl Persistence {
             recovery,
             snapshots: config.enable_snapshots.then_some(snapshots),
             backups,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         })))
     }
 
@@ -264,7 +272,14 @@ impl Persistence {
         if lsn == 0 || self.wal.durable_lsn() >= lsn {
             return Ok(());
         }
-        match self.wal.wait_durable(lsn).await {
+        let grouped = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread);
+        let outcome = if grouped {
+            ThreadWait { persistence: self, lsn, key: None, direct: None }.await
+        } else {
+            self.wal.wait_durable(lsn).await
+        };
+        match outcome {
             Ok(()) => Ok(()),
             Err(e) => {
                 let cause = e.to_string();
@@ -473,6 +488,244 @@ fn misconf(cause: &str) -> String {
     )
 }
 
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+// Group commit per IO thread.
+//
+// Every connection of an IO thread that waits for durability registers in
+// its thread's `ThreadGroup` (no lock, no system call); one `Driver` task
+// per thread waits on the WAL for the highest LSN any of them needs. So the
+// WAL has one waiter per thread, not one per connection: a group commit
+// wakes each IO thread once (one cross-thread wake-up — an eventfd write —
+// instead of one per connection), and the driver wakes its thread's
+// connections locally. Only for current-thread runtimes (the server's IO
+// threads), where a task always runs on the thread that spawned it.
+
+/// The connections of one thread waiting for one persistence's log.
+struct ThreadGroup {
+    /// `Persistence::id`.
+    id: u64,
+    /// Waiting connections: key, LSN, waker.
+    waiters: Vec<(u64, Lsn, Waker)>,
+    next_key: u64,
+    /// The highest LSN registered since the driver last looked.
+    max_lsn: Lsn,
+    /// The driver task, while one runs: woken when `max_lsn` grows.
+    driver: Option<Waker>,
+    driving: bool,
+}
+
+thread_local! {
+    /// `WalJournal::append` encodes records here.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static GROUPS: RefCell<Vec<ThreadGroup>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's group for persistence `id` (created if
+/// missing). `None` once the thread's locals are gone (thread exit).
+fn with_group<R>(id: u64, f: impl FnOnce(&mut ThreadGroup) -> R) -> Option<R> {
+    GROUPS
+        .try_with(|groups| {
+            let mut groups = groups.borrow_mut();
+            let i = match groups.iter().position(|g| g.id == id) {
+                Some(i) => i,
+                None => {
+                    groups.push(ThreadGroup {
+                        id,
+                        waiters: Vec::new(),
+                        next_key: 0,
+                        max_lsn: 0,
+                        driver: None,
+                        driving: false,
+                    });
+                    groups.len() - 1
+                }
+            };
+            let r = f(&mut groups[i]);
+            if !groups[i].driving && groups[i].waiters.is_empty() {
+                groups.swap_remove(i);
+            }
+            r
+        })
+        .ok()
+}
+
+/// One connection's wait, registered in its thread's group.
+struct ThreadWait<'a> {
+    persistence: &'a Persistence,
+    lsn: Lsn,
+    key: Option<u64>,
+    /// The plain wait on the log, if the group could not be used.
+    direct: Option<fastcache_wal::DurableFuture>,
+}
+
+impl Future for ThreadWait<'_> {
+    type Output = fastcache_wal::Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let p = this.persistence;
+        if let Some(r) = p.wal.durable_state(this.lsn) {
+            this.deregister();
+            return Poll::Ready(r);
+        }
+        let (lsn, key) = (this.lsn, this.key);
+        let registered = with_group(p.id, |g| {
+            let key = match key.and_then(|k| g.waiters.iter_mut().find(|w| w.0 == k)) {
+                Some(w) => {
+                    w.2.clone_from(cx.waker());
+                    w.0
+                }
+                None => {
+                    let k = g.next_key;
+                    g.next_key += 1;
+                    g.waiters.push((k, lsn, cx.waker().clone()));
+                    k
+                }
+            };
+            let mut wake_driver = None;
+            if lsn > g.max_lsn {
+                g.max_lsn = lsn;
+                wake_driver = g.driver.clone();
+            }
+            let spawn = !g.driving;
+            g.driving = true;
+            (key, spawn, wake_driver)
+        });
+        let Some((key, spawn, wake_driver)) = registered else {
+            // No thread locals (the thread is exiting): wait on the log directly.
+            this.key = None;
+            let direct = this.direct.get_or_insert_with(|| p.wal.wait_durable(lsn));
+            return Pin::new(direct).poll(cx);
+        };
+        this.key = Some(key);
+        if let Some(w) = wake_driver {
+            w.wake();
+        }
+        if spawn {
+            tokio::spawn(Driver {
+                id: p.id,
+                wal: p.wal.clone(),
+                wait: None,
+                target: 0,
+                yielding: None,
+                finished: false,
+            });
+        }
+        Poll::Pending
+    }
+}
+
+impl ThreadWait<'_> {
+    fn deregister(&mut self) {
+        if let Some(key) = self.key.take() {
+            with_group(self.persistence.id, |g| g.waiters.retain(|w| w.0 != key));
+        }
+    }
+}
+
+impl Drop for ThreadWait<'_> {
+    fn drop(&mut self) {
+        self.deregister();
+    }
+}
+
+/// Waits on the log for its thread's group and wakes the group's
+/// connections when their LSNs may be settled.
+struct Driver {
+    id: u64,
+    wal: Wal,
+    /// The wait on the log, for `target`.
+    wait: Option<fastcache_wal::DurableFuture>,
+    target: Lsn,
+    /// The yield before a new wait, while it is pending.
+    yielding: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// Ended normally (the group needs no wake-up on drop).
+    finished: bool,
+}
+
+impl Future for Driver {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        loop {
+            let max = with_group(this.id, |g| {
+                match &mut g.driver {
+                    Some(w) => w.clone_from(cx.waker()),
+                    None => g.driver = Some(cx.waker().clone()),
+                }
+                g.max_lsn
+            })
+            .unwrap_or(0);
+            if max > this.target {
+                // First let the rest of this pass of the event loop run —
+                // `yield_now` resumes after the runtime has polled for I/O
+                // and run the connections that made ready — so that one sync
+                // covers every connection of the thread that has a request
+                // in, as Redis' one fsync per event-loop iteration does.
+                let yielding = this.yielding.get_or_insert_with(|| Box::pin(tokio::task::yield_now()));
+                if yielding.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                this.yielding = None;
+                // Then sync on this thread if no sync is running (the
+                // connections wait for it anyway), else wait for the running
+                // one and lead the next if it did not cover `max`. Replaces
+                // a wait for a lower LSN.
+                this.target = max;
+                this.wait = Some(this.wal.wait_durable_leading(max));
+            }
+            let Some(wait) = this.wait.as_mut() else {
+                // Nothing (more) to wait for: every waiter's LSN is at most
+                // `target`, which is settled. The next wait starts a driver.
+                with_group(this.id, |g| {
+                    g.driving = false;
+                    g.driver = None;
+                    g.max_lsn = 0;
+                });
+                this.finished = true;
+                return Poll::Ready(());
+            };
+            match Pin::new(wait).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(r) => {
+                    this.wait = None;
+                    let durable = this.wal.durable_lsn();
+                    let failed = r.is_err();
+                    let ready: Vec<Waker> = with_group(this.id, |g| {
+                        g.waiters.iter().filter(|w| failed || w.1 <= durable).map(|w| w.2.clone()).collect()
+                    })
+                    .unwrap_or_default();
+                    for w in ready {
+                        w.wake();
+                    }
+                    // Loop: a connection that registered a higher LSN
+                    // meanwhile raised `max_lsn`.
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        // Dropped while waiting (the runtime shuts down): the next wait on
+        // this thread starts a new driver; the waiters re-check.
+        with_group(self.id, |g| {
+            g.driving = false;
+            g.driver = None;
+            g.max_lsn = 0;
+            for w in &g.waiters {
+                w.2.wake_by_ref();
+            }
+        });
+    }
+}
+
 /// The journal a connection passes to the engine: appends each record to
 /// the WAL and remembers the highest LSN, for the durability wait.
 pub struct WalJournal<'a> {
@@ -494,7 +747,20 @@ impl Journal for WalJournal<'_> {
         let Some(p) = self.persistence else {
             return Ok(());
         };
-        match p.wal.append(&record.encode()) {
+        // Encoded into a buffer kept per thread: no allocation per record.
+        let appended = SCRATCH
+            .try_with(|buf| {
+                let mut buf = buf.borrow_mut();
+                record.encode_into(&mut buf);
+                let r = p.wal.append(&buf);
+                if buf.capacity() > 1 << 20 {
+                    // A huge record grew it; give the memory back.
+                    *buf = Vec::new();
+                }
+                r
+            })
+            .unwrap_or_else(|_| p.wal.append(&record.encode()));
+        match appended {
             Ok(lsn) => {
                 self.last_lsn = self.last_lsn.max(lsn);
                 Ok(())
@@ -692,5 +958,60 @@ mod tests {
         assert_eq!(p2.recovery.snapshot.as_ref().map(|s| s.lsn), Some(info.meta.lsn));
         assert_eq!(p2.recovery.wal.records, 1, "only the record after the snapshot is replayed");
         assert_eq!(engine2.digest(), digest);
+    }
+
+    /// Writes from `n` sessions, then waits for each on its own task of
+    /// one current-thread runtime (the server's IO threads); returns the
+    /// outcomes.
+    fn wait_on_one_thread(engine: &Engine, p: &Arc<Persistence>, n: usize) -> Vec<Result<(), String>> {
+        block_on(async {
+            let mut tasks = Vec::new();
+            for i in 0..n {
+                let mut s = engine.session();
+                let (r, lsn) = run(engine, &mut s, p, &["SET", &format!("k{i}"), "v"]);
+                assert_eq!(r, Reply::OK);
+                let p = p.clone();
+                tasks.push(tokio::spawn(async move { p.wait_durable(lsn).await }));
+            }
+            let mut out = Vec::new();
+            for t in tasks {
+                match t.await {
+                    Ok(r) => out.push(r),
+                    Err(e) => panic!("task: {e}"),
+                }
+            }
+            out
+        })
+    }
+
+    #[test]
+    fn connections_of_one_thread_share_one_wait_and_one_sync() {
+        let fs = FaultFs::new();
+        let (cfg, _dir) = config("always");
+        let engine = crate::server::Shared::new_engine(&cfg);
+        let p = open(&cfg, &engine, &fs);
+        for round in 0..3 {
+            let syncs = p.wal.stats().syncs;
+            let results = wait_on_one_thread(&engine, &p, 20);
+            assert!(results.iter().all(Result::is_ok), "{results:?}");
+            assert_eq!(p.wal.durable_lsn(), p.wal.last_lsn());
+            // The thread's driver yields until every task has registered,
+            // then one sync covers them all.
+            let used = p.wal.stats().syncs - syncs;
+            assert!(used <= 2, "round {round}: {used} syncs for 20 waits on one thread");
+        }
+    }
+
+    #[test]
+    fn a_failed_sync_fails_every_wait_of_the_thread() {
+        let fs = FaultFs::new();
+        let (cfg, _dir) = config("always");
+        let engine = crate::server::Shared::new_engine(&cfg);
+        let p = open(&cfg, &engine, &fs);
+        assert!(wait_on_one_thread(&engine, &p, 5).iter().all(Result::is_ok));
+        fs.fail_all_syncs(true);
+        let results = wait_on_one_thread(&engine, &p, 10);
+        assert!(results.iter().all(Result::is_err), "{results:?}");
+        assert!(p.failure().is_some());
     }
 }

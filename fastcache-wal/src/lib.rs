@@ -307,6 +307,27 @@ impl Wal {
         DurableFuture::new(self.core().clone(), lsn)
     }
 
+    /// Like [`Wal::wait_durable`], but under `Always` the polling thread
+    /// makes `lsn` durable itself when no sync is running: a poll may block
+    /// it for one write and fdatasync (leader/follower group commit, with no
+    /// hand-off to the syncer thread and back). While another sync runs the
+    /// future waits; when that sync ends it either covered `lsn` or this
+    /// future leads the next one. For callers that would wait for the sync
+    /// anyway, such as a server's IO thread before it may reply.
+    pub fn wait_durable_leading(&self, lsn: Lsn) -> DurableFuture {
+        DurableFuture::leading(self.core().clone(), lsn)
+    }
+
+    /// Whether a wait for `lsn` would be over now, without waiting or
+    /// registering anything: `Some(Ok(()))` if it is durable (or the policy
+    /// is `Never`), `Some(Err(_))` if the log failed, was closed or
+    /// discarded it (the outcome [`Wal::wait_durable`] would resolve to),
+    /// `None` while it is still to come. Lets a caller that multiplexes many
+    /// waits over one [`DurableFuture`] settle each of them.
+    pub fn durable_state(&self, lsn: Lsn) -> Option<Result<()>> {
+        self.core().durable_state(lsn)
+    }
+
     /// Blocks the calling thread until `lsn` is durable (same rules as
     /// [`Wal::wait_durable`]; under `Always` the caller syncs itself, or
     /// finds a concurrent sync covered it).

@@ -105,6 +105,16 @@ impl MmapRegion {
             options.populate();
         }
         let map = options.map_raw(file)?;
+        if populate && mode == WriteMode::Mmap {
+            // MAP_POPULATE maps the pages read-only: the first store into
+            // each would still fault (`page_mkwrite`), inside the append's
+            // locks, where the other appenders queue behind it. Fault them
+            // in writable now. They become dirty zero pages; written back
+            // before they are used (a spare kept for more than the kernel's
+            // dirty expiry), they just fault again later. Best effort: an
+            // older kernel without MADV_POPULATE_WRITE faults on first use.
+            let _ = map.advise(memmap2::Advice::PopulateWrite);
+        }
         let file = match mode {
             WriteMode::File => Some(file.try_clone()?),
             WriteMode::Mmap | WriteMode::Auto => None,

@@ -9,6 +9,16 @@
 //! range. Only then does `durable_lsn` move, and every waiter at or below it
 //! is released at once.
 //!
+//! Who syncs: the background syncer, asked by waiters (`Always`) or on its
+//! schedule (`Interval`); a blocking waiter, on its own thread; or a
+//! *leading* future (`Wal::wait_durable_leading`), on the thread that polls
+//! it, when the sync lock is free and the last sync was quick — no hand-off
+//! to the syncer and back (two thread wake-ups per group commit saved). A
+//! leader that finds the lock taken registers first and then tries the
+//! lock; whoever holds it wakes every leader after releasing it
+//! (`SyncGuard`), so a leader whose record the running sync did not cover
+//! leads the next one, and none is left waiting.
+//!
 //! A failed flush poisons the log: the pages the kernel failed to write may
 //! have been marked clean, so a retried fsync could report success for data
 //! that is not on disk (PostgreSQL's "fsyncgate"). The syncer then idles
@@ -32,24 +42,50 @@ use crate::{Lsn, SyncPolicy};
 /// State shared with the syncer thread and the waiters, under `Core::sync`.
 #[derive(Default)]
 pub(crate) struct SyncShared {
-    pub waiters: Vec<(u64, Lsn, Waker)>,
+    pub waiters: Vec<Waiter>,
     pub next_waiter: u64,
     /// A rotation left a segment to flush and seal.
     pub seal_pending: bool,
     pub shutdown: bool,
 }
 
-impl Core {
-    /// Makes every record appended so far durable; returns the durable LSN.
-    pub(crate) fn sync_now(&self) -> Result<Lsn> {
-        self.sync_covering(Lsn::MAX)
-    }
+/// A leading [`DurableFuture`] syncs on its own thread only while the last
+/// sync took at most this long (2 ms); after a slower one it leaves the
+/// sync to the syncer thread, so a stalling disk does not hold up the
+/// caller's thread (a server's other connections).
+const LEAD_MAX_SYNC_NS: u64 = 2_000_000;
 
-    /// Makes every record appended so far durable, unless `need` is durable
-    /// by the time this caller gets the sync lock: then a sync that ran
-    /// while it waited covered it (the follower side of group commit).
-    pub(crate) fn sync_covering(&self, need: Lsn) -> Result<Lsn> {
-        let _sync = match self.sync_lock.try_lock() {
+/// A registered [`DurableFuture`].
+pub(crate) struct Waiter {
+    id: u64,
+    lsn: Lsn,
+    waker: Waker,
+    /// Syncs itself when it can (`Wal::wait_durable_leading`): woken also
+    /// when a sync ends without covering it, to lead the next one.
+    lead: bool,
+}
+
+/// The held sync lock. Dropping it releases the lock and then wakes the
+/// leading waiters, so one of them can lead the next sync: a leader that
+/// found the lock taken registered before it tried, so it is woken.
+pub(crate) struct SyncGuard<'a> {
+    core: &'a Core,
+    guard: Option<parking_lot::MutexGuard<'a, ()>>,
+}
+
+impl Drop for SyncGuard<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        if self.core.leaders.load(Ordering::Acquire) > 0 {
+            self.core.wake_leaders();
+        }
+    }
+}
+
+impl Core {
+    /// Takes the sync lock, waiting for a running sync to end.
+    pub(crate) fn lock_sync(&self) -> SyncGuard<'_> {
+        let guard = match self.sync_lock.try_lock() {
             Some(guard) => guard,
             None => {
                 let guard = self.sync_lock.lock();
@@ -60,6 +96,24 @@ impl Core {
                 guard
             }
         };
+        SyncGuard { core: self, guard: Some(guard) }
+    }
+
+    /// Makes every record appended so far durable; returns the durable LSN.
+    pub(crate) fn sync_now(&self) -> Result<Lsn> {
+        self.sync_covering(Lsn::MAX)
+    }
+
+    /// Makes every record appended so far durable, unless `need` is durable
+    /// by the time this caller gets the sync lock: then a sync that ran
+    /// while it waited covered it (the follower side of group commit).
+    pub(crate) fn sync_covering(&self, need: Lsn) -> Result<Lsn> {
+        let sync = self.lock_sync();
+        self.sync_locked(&sync, need)
+    }
+
+    /// The work of `sync_covering`, with the sync lock held.
+    fn sync_locked(&self, _sync: &SyncGuard<'_>, need: Lsn) -> Result<Lsn> {
         if self.poisoned.load(Ordering::Acquire) {
             return Err(self.poisoned_error());
         }
@@ -131,19 +185,40 @@ impl Core {
         }
     }
 
+    /// The outcome of a wait for `lsn` if it is settled now (see
+    /// `Wal::durable_state`).
+    pub(crate) fn durable_state(&self, lsn: Lsn) -> Option<Result<()>> {
+        if lsn <= self.durable_lsn.load(Ordering::Acquire) {
+            return Some(self.durable_outcome(lsn));
+        }
+        if self.poisoned.load(Ordering::Acquire) {
+            return Some(Err(self.poisoned_error()));
+        }
+        if self.policy == SyncPolicy::Never {
+            return Some(Ok(()));
+        }
+        if self.closed.load(Ordering::Acquire) {
+            return Some(Err(Error::Closed));
+        }
+        None
+    }
+
     /// Releases the waiters whose LSN is durable now.
     fn wake_durable(&self, durable: Lsn) {
         let ready: Vec<Waker> = {
             let mut st = self.sync.lock();
             let mut ready = Vec::new();
-            st.waiters.retain(|(_, lsn, waker)| {
-                if *lsn <= durable {
-                    ready.push(waker.clone());
+            let mut leaders = 0;
+            st.waiters.retain(|w| {
+                if w.lsn <= durable {
+                    ready.push(w.waker.clone());
+                    leaders += usize::from(w.lead);
                     false
                 } else {
                     true
                 }
             });
+            self.leaders.fetch_sub(leaders, Ordering::AcqRel);
             self.durable_cv.notify_all();
             ready
         };
@@ -157,9 +232,30 @@ impl Core {
         let all: Vec<Waker> = {
             let mut st = self.sync.lock();
             self.durable_cv.notify_all();
-            st.waiters.drain(..).map(|(_, _, w)| w).collect()
+            self.leaders.store(0, Ordering::Release);
+            st.waiters.drain(..).map(|w| w.waker).collect()
         };
         for w in all {
+            w.wake();
+        }
+    }
+
+    /// Wakes the leading waiters (the sync lock was just released); each
+    /// re-checks and, if still not durable, tries to lead a sync.
+    fn wake_leaders(&self) {
+        let leaders: Vec<Waker> = {
+            let mut st = self.sync.lock();
+            self.leaders.store(0, Ordering::Release);
+            let mut leaders = Vec::new();
+            st.waiters.retain(|w| {
+                if w.lead {
+                    leaders.push(w.waker.clone());
+                }
+                !w.lead
+            });
+            leaders
+        };
+        for w in leaders {
             w.wake();
         }
     }
@@ -280,11 +376,31 @@ pub struct DurableFuture {
     lsn: Lsn,
     /// Our entry in the waiter list, once registered.
     id: Option<u64>,
+    /// Sync on the polling thread when no sync runs
+    /// (`Wal::wait_durable_leading`).
+    lead: bool,
 }
 
 impl DurableFuture {
     pub(crate) fn new(core: Arc<Core>, lsn: Lsn) -> DurableFuture {
-        DurableFuture { core, lsn, id: None }
+        DurableFuture { core, lsn, id: None, lead: false }
+    }
+
+    pub(crate) fn leading(core: Arc<Core>, lsn: Lsn) -> DurableFuture {
+        let lead = core.policy == SyncPolicy::Always;
+        DurableFuture { core, lsn, id: None, lead }
+    }
+
+    /// Removes our entry from the waiter list.
+    fn deregister(&mut self, st: &mut SyncShared) {
+        if let Some(id) = self.id.take() {
+            if let Some(i) = st.waiters.iter().position(|w| w.id == id) {
+                let w = st.waiters.swap_remove(i);
+                if w.lead {
+                    self.core.leaders.fetch_sub(1, Ordering::AcqRel);
+                }
+            }
+        }
     }
 
     /// The LSN this future waits for.
@@ -293,20 +409,7 @@ impl DurableFuture {
     }
 
     fn ready(&self) -> Option<Result<()>> {
-        let core = &self.core;
-        if self.lsn <= core.durable_lsn.load(Ordering::Acquire) {
-            return Some(core.durable_outcome(self.lsn));
-        }
-        if core.poisoned.load(Ordering::Acquire) {
-            return Some(Err(core.poisoned_error()));
-        }
-        if core.policy == SyncPolicy::Never {
-            return Some(Ok(()));
-        }
-        if core.closed.load(Ordering::Acquire) {
-            return Some(Err(Error::Closed));
-        }
-        None
+        self.core.durable_state(self.lsn)
     }
 }
 
@@ -315,28 +418,63 @@ impl Future for DurableFuture {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         if let Some(r) = self.ready() {
+            if self.id.is_some() {
+                let core = self.core.clone();
+                self.deregister(&mut core.sync.lock());
+            }
             return Poll::Ready(r);
         }
         let this = &mut *self;
         let core = this.core.clone();
-        let mut st = core.sync.lock();
-        // Re-check under the lock: the syncer moves `durable_lsn` before it
-        // takes this lock to wake waiters, so no wake-up is lost.
-        if let Some(r) = this.ready() {
-            return Poll::Ready(r);
-        }
-        match this.id.and_then(|id| st.waiters.iter_mut().find(|(i, _, _)| *i == id)) {
-            Some((_, _, waker)) => waker.clone_from(cx.waker()),
-            None => {
-                let id = st.next_waiter;
-                st.next_waiter += 1;
-                st.waiters.push((id, this.lsn, cx.waker().clone()));
-                this.id = Some(id);
+        // A leader syncs itself if its record is in the log (a future for an
+        // LSN not appended yet waits like any other), and only while syncs
+        // are quick: when the disk stalls, the syncer thread waits for it
+        // rather than the caller's thread.
+        let lead = this.lead
+            && this.lsn <= core.last_lsn.load(Ordering::Acquire)
+            && core.stats.last_sync_ns.load(Ordering::Relaxed) <= LEAD_MAX_SYNC_NS;
+        {
+            let mut st = core.sync.lock();
+            // Re-check under the lock: the syncer moves `durable_lsn` before
+            // it takes this lock to wake waiters, so no wake-up is lost.
+            if let Some(r) = this.ready() {
+                this.deregister(&mut st);
+                return Poll::Ready(r);
+            }
+            match this.id.and_then(|id| st.waiters.iter_mut().find(|w| w.id == id)) {
+                Some(w) => w.waker.clone_from(cx.waker()),
+                None => {
+                    let id = st.next_waiter;
+                    st.next_waiter += 1;
+                    st.waiters.push(Waiter { id, lsn: this.lsn, waker: cx.waker().clone(), lead });
+                    if lead {
+                        core.leaders.fetch_add(1, Ordering::AcqRel);
+                    }
+                    this.id = Some(id);
+                }
+            }
+            if !lead && core.policy == SyncPolicy::Always {
+                core.requested.fetch_max(this.lsn, Ordering::AcqRel);
+                core.syncer_cv.notify_one();
             }
         }
-        if core.policy == SyncPolicy::Always {
-            core.requested.fetch_max(this.lsn, Ordering::AcqRel);
-            core.syncer_cv.notify_one();
+        if lead {
+            // Registered first, then the lock: if it is taken, its holder
+            // wakes us after releasing it (`SyncGuard`), so no wake-up is lost.
+            if let Some(guard) = core.sync_lock.try_lock() {
+                let sync = SyncGuard { core: &core, guard: Some(guard) };
+                this.deregister(&mut core.sync.lock());
+                let synced = core.sync_locked(&sync, this.lsn);
+                drop(sync);
+                if let Err(e) = synced {
+                    return Poll::Ready(Err(e));
+                }
+                if let Some(r) = this.ready() {
+                    return Poll::Ready(r);
+                }
+                // Not covered (a restart moved the log): wait again.
+                cx.waker().wake_by_ref();
+            }
         }
         Poll::Pending
     }
@@ -344,8 +482,9 @@ impl Future for DurableFuture {
 
 impl Drop for DurableFuture {
     fn drop(&mut self) {
-        if let Some(id) = self.id {
-            self.core.sync.lock().waiters.retain(|(i, _, _)| *i != id);
+        if self.id.is_some() {
+            let core = self.core.clone();
+            self.deregister(&mut core.sync.lock());
         }
     }
 }

@@ -29,7 +29,7 @@
 //!   last record.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -74,6 +74,8 @@ pub(crate) struct Core {
     pub durable_cv: Condvar,
     /// The highest LSN a waiter asked to be durable (`Always`).
     pub requested: AtomicU64,
+    /// Leading waiters registered in `sync.waiters` (`Always`).
+    pub leaders: AtomicUsize,
     /// LSNs `restart_after` discarded before they were durable, oldest
     /// first; a waiter for one of them fails (`Core::durable_outcome`).
     pub discarded: Mutex<Vec<DiscardedRange>>,
@@ -335,6 +337,7 @@ impl Core {
             syncer_cv: Condvar::new(),
             durable_cv: Condvar::new(),
             requested: AtomicU64::new(0),
+            leaders: AtomicUsize::new(0),
             discarded: Mutex::new(Vec::new()),
             discarded_upto: AtomicU64::new(0),
             poison: Mutex::new(None),
@@ -591,7 +594,7 @@ impl Core {
             let e = std::io::Error::new(std::io::ErrorKind::InvalidInput, "no LSN follows u64::MAX");
             return Err(Error::io("restart", &self.dir, e));
         }
-        let _sync = self.sync_lock.lock();
+        let _sync = self.lock_sync();
         let mut w = self.writer.lock();
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
@@ -760,8 +763,9 @@ pub(crate) fn dir_error(op: &'static str, path: &Path, e: std::io::Error) -> Err
 /// Creates spare file number `seq`, allocates it to full size, makes that
 /// durable and maps it.
 pub(crate) fn prepare_spare(fs: &dyn FileSystem, dir: &Path, seq: u64, size: u64, mode: WriteMode) -> Result<Spare> {
-    // Stores into the mapping fault each page in on first write; fault them
-    // in here, off the hot path. `pwrite`s need no mapped pages.
+    // Stores into the mapping fault each page on first write (inside the
+    // append's locks); fault them in writable here, off the hot path.
+    // `pwrite`s need no mapped pages.
     let populate = mode == WriteMode::Mmap;
     let path = dir.join(naming::spare_file_name(seq));
     match fs.remove_file(&path) {
