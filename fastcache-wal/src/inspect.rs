@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::naming::{self, LOCK_FILE};
-use crate::record::{self, HeaderParse, HEADER_LEN};
+use crate::record::{self, HeaderParse, Stop, HEADER_LEN};
 use crate::recovery::last_nonzero;
 use crate::segment::{self, SegmentHeader, SEGMENT_HEADER_LEN};
 use crate::Lsn;
@@ -500,35 +500,10 @@ impl<'a> LogScanner<'a> {
         // Records of a batch whose closing record is not seen yet: (offset, header).
         let mut pending: Vec<(u64, record::RecordHeader)> = Vec::new();
         let stop = loop {
-            if off + HEADER_LEN as u64 > size {
-                break Stop::Clean;
-            }
-            let Some(at) = b.get(off as usize..size as usize) else { break Stop::Clean };
-            let h = match record::parse_header(at) {
-                HeaderParse::Zero => break Stop::Clean,
-                HeaderParse::Invalid(reason) => break Stop::Bad { at: off, reason: reason.into(), checksum: None },
-                HeaderParse::Header(h) => h,
+            let (h, end) = match record::verify_at(b, off, size, expected) {
+                Ok(r) => r,
+                Err(stop) => break stop,
             };
-            if h.lsn != expected {
-                break Stop::Bad {
-                    at: off,
-                    reason: format!("record has LSN {} where {expected} was expected", h.lsn),
-                    checksum: None,
-                };
-            }
-            let end = off + h.total_len();
-            if end > size {
-                break Stop::Bad {
-                    at: off,
-                    reason: format!("record of {} bytes runs past the end of the segment", h.len),
-                    checksum: None,
-                };
-            }
-            let payload = b.get((off as usize + HEADER_LEN)..end as usize).unwrap_or_default();
-            let got = record::computed_crc(&h, payload);
-            if got != h.crc {
-                break Stop::Bad { at: off, reason: "record checksum mismatch".into(), checksum: Some((h.crc, got)) };
-            }
             expected = h.lsn.saturating_add(1);
             pending.push((off, h));
             off = end;
@@ -636,17 +611,6 @@ enum Next {
     Segment,
     Jump(usize),
     End,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-enum Stop {
-    #[default]
-    Clean,
-    Bad {
-        at: u64,
-        reason: String,
-        checksum: Option<(u32, u32)>,
-    },
 }
 
 #[derive(Debug, Default)]

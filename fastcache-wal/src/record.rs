@@ -119,6 +119,53 @@ pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
     b.get(at..at + 8).and_then(|s| s.try_into().ok()).map_or(0, u64::from_le_bytes)
 }
 
+/// Why a walk over a segment's records stopped (recovery and the read-only
+/// scanner walk the same way).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) enum Stop {
+    /// The records end cleanly (zeros, or no room for another header).
+    #[default]
+    Clean,
+    /// The record (or header) at `at` does not verify.
+    Bad { at: u64, reason: String, checksum: Option<(u32, u32)> },
+}
+
+/// Reads and verifies the record at `off` of a segment's first `size` bytes
+/// `b`: a valid header, the LSN `expected`, inside the segment, checksum.
+/// Returns its header and where it ends, or why the walk stops there.
+pub(crate) fn verify_at(b: &[u8], off: u64, size: u64, expected: Lsn) -> Result<(RecordHeader, u64), Stop> {
+    if off + HEADER_LEN as u64 > size {
+        return Err(Stop::Clean);
+    }
+    let Some(at) = b.get(off as usize..size as usize) else { return Err(Stop::Clean) };
+    let h = match parse_header(at) {
+        HeaderParse::Zero => return Err(Stop::Clean),
+        HeaderParse::Invalid(reason) => return Err(Stop::Bad { at: off, reason: reason.into(), checksum: None }),
+        HeaderParse::Header(h) => h,
+    };
+    if h.lsn != expected {
+        return Err(Stop::Bad {
+            at: off,
+            reason: format!("record has LSN {} where {expected} was expected", h.lsn),
+            checksum: None,
+        });
+    }
+    let end = off + h.total_len();
+    if end > size {
+        return Err(Stop::Bad {
+            at: off,
+            reason: format!("record of {} bytes runs past the end of the segment", h.len),
+            checksum: None,
+        });
+    }
+    let payload = b.get((off as usize + HEADER_LEN)..end as usize).unwrap_or_default();
+    let got = computed_crc(&h, payload);
+    if got != h.crc {
+        return Err(Stop::Bad { at: off, reason: "record checksum mismatch".into(), checksum: Some((h.crc, got)) });
+    }
+    Ok((h, end))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,7 +26,7 @@ use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 use crate::fs::{MappedRegion, WalFile};
-use crate::record::{self, HeaderParse, HEADER_LEN};
+use crate::record::{self, HeaderParse, Stop, HEADER_LEN};
 use crate::segment::{self, SegmentHeader, SEGMENT_HEADER_LEN};
 use crate::{Lsn, RecoveryMode};
 
@@ -116,14 +116,6 @@ pub(crate) struct Plan {
     pub records: u64,
     pub truncated_bytes: u64,
     pub skipped: Vec<Corruption>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Stop {
-    /// The records end cleanly (zeros, or no room for another header).
-    Clean,
-    /// The record (or header) at `at` does not verify.
-    Bad { at: u64, reason: String, checksum: Option<(u32, u32)> },
 }
 
 #[derive(Debug)]
@@ -250,35 +242,10 @@ fn scan_records(b: &[u8], scan: &mut SegScan) {
     // (records, first LSN) of a batch whose closing record is not seen yet.
     let mut pending: Option<(u64, Lsn)> = None;
     let stop = loop {
-        if off + HEADER_LEN as u64 > size {
-            break Stop::Clean;
-        }
-        let Some(at) = b.get(off as usize..size as usize) else { break Stop::Clean };
-        let h = match record::parse_header(at) {
-            HeaderParse::Zero => break Stop::Clean,
-            HeaderParse::Invalid(reason) => break Stop::Bad { at: off, reason: reason.into(), checksum: None },
-            HeaderParse::Header(h) => h,
+        let (h, end) = match record::verify_at(b, off, size, expected) {
+            Ok(r) => r,
+            Err(stop) => break stop,
         };
-        if h.lsn != expected {
-            break Stop::Bad {
-                at: off,
-                reason: format!("record has LSN {} where {expected} was expected", h.lsn),
-                checksum: None,
-            };
-        }
-        let end = off + h.total_len();
-        if end > size {
-            break Stop::Bad {
-                at: off,
-                reason: format!("record of {} bytes runs past the end of the segment", h.len),
-                checksum: None,
-            };
-        }
-        let payload = b.get((off as usize + HEADER_LEN)..end as usize).unwrap_or_default();
-        let got = record::computed_crc(&h, payload);
-        if got != h.crc {
-            break Stop::Bad { at: off, reason: "record checksum mismatch".into(), checksum: Some((h.crc, got)) };
-        }
         expected = h.lsn.saturating_add(1);
         off = end;
         let (n, first) = pending.take().unwrap_or((0, h.lsn));
