@@ -27,7 +27,6 @@ pub const CHAIN_MANIFEST: &str = "MANIFEST";
 const MANIFEST_TMP: &str = "MANIFEST.tmp";
 const FIRST_LINE: &str = "FCBACKUP-CHAIN 1";
 const MAGIC: &str = "FCBACKUP-CHAIN ";
-const CRC_PREFIX: &str = "crc32c ";
 
 /// The file name a link has in its chain directory.
 pub(crate) fn link_file_name(link: &Link) -> String {
@@ -57,39 +56,20 @@ pub(crate) fn encode(links: &[Link]) -> String {
             l.file_bytes
         ));
     }
-    let crc = crc32c::crc32c(s.as_bytes());
-    s.push_str(&format!("{CRC_PREFIX}{crc:08x}\n"));
-    s
+    fastcache_snapshot::checked_text::seal(s)
 }
 
 /// Parses the manifest `file` of the chain in `dir`; every error names the
 /// file and the byte offset of the line.
 pub(crate) fn decode(dir: &Path, file: &Path, bytes: &[u8]) -> Result<Vec<Link>> {
+    use fastcache_snapshot::checked_text::{open, Problem};
     let bad = |offset: usize, reason: String| Error::Corrupted { file: file.into(), offset: offset as u64, reason };
-    let text = std::str::from_utf8(bytes).map_err(|e| bad(e.valid_up_to(), "not UTF-8 text".into()))?;
-    let first = text.split('\n').next().unwrap_or_default();
-    if first != FIRST_LINE {
-        if let Some(Ok(version)) = first.strip_prefix(MAGIC).map(str::parse::<u32>) {
-            return Err(Error::UnsupportedVersion { file: file.into(), version });
-        }
-        return Err(bad(0, format!("not a backup chain manifest (first line {first:?})")));
-    }
-    let body = text.strip_suffix('\n').ok_or_else(|| bad(text.len(), "truncated: no newline at the end".into()))?;
-    let crc_at = body.rfind('\n').map_or(0, |i| i + 1);
-    let crc_line = &body[crc_at..];
-    let stored = crc_line
-        .strip_prefix(CRC_PREFIX)
-        .filter(|h| h.len() == 8 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-        .and_then(|h| u32::from_str_radix(h, 16).ok())
-        .ok_or_else(|| bad(crc_at, format!("last line is not a checksum: {crc_line:?}")))?;
-    let computed = crc32c::crc32c(&bytes[..crc_at]);
-    if stored != computed {
-        return Err(bad(crc_at, format!("checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")));
-    }
-
+    let (lines, mut at) = open(bytes, FIRST_LINE, MAGIC, "backup chain manifest").map_err(|p| match p {
+        Problem::UnsupportedVersion(version) => Error::UnsupportedVersion { file: file.into(), version },
+        Problem::Corrupted { offset, reason } => bad(offset, reason),
+    })?;
     let mut links: Vec<Link> = Vec::new();
-    let mut at = first.len() + 1;
-    for line in text[at..crc_at].split_terminator('\n') {
+    for line in lines.split_terminator('\n') {
         let link = parse_line(dir, line).ok_or_else(|| bad(at, format!("bad entry {line:?}")))?;
         let expected = if links.is_empty() { LinkKind::Full } else { LinkKind::Incremental };
         if link.kind != expected {

@@ -32,7 +32,6 @@ pub const DEFAULT_RETAIN: usize = 2;
 const MANIFEST_TMP: &str = "MANIFEST.tmp";
 const MANIFEST_FIRST_LINE: &str = "FCSNAP-MANIFEST 1";
 const MANIFEST_MAGIC: &str = "FCSNAP-MANIFEST ";
-const CRC_PREFIX: &str = "crc32c ";
 
 /// A published snapshot as the manifest describes it (no file is read).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -385,38 +384,20 @@ fn encode_manifest(entries: &[SnapshotEntry]) -> String {
     for e in entries {
         s.push_str(&format!("{} {} {} {} {}\n", e.name(), e.lsn, e.created_unix_ms, e.keys, e.file_bytes));
     }
-    let crc = crc32c::crc32c(s.as_bytes());
-    s.push_str(&format!("{CRC_PREFIX}{crc:08x}\n"));
-    s
+    crate::checked_text::seal(s)
 }
 
 /// Parses a manifest; every error names `file` and the offset of the line.
 fn decode_manifest(dir: &Path, file: &Path, bytes: &[u8]) -> Result<Vec<SnapshotEntry>> {
+    use crate::checked_text::{open, Problem};
     let bad = |offset: usize, reason: String| SnapshotError::corrupted(file, offset as u64, reason);
-    let text = std::str::from_utf8(bytes).map_err(|e| bad(e.valid_up_to(), "not UTF-8 text".into()))?;
-    let first = text.split('\n').next().unwrap_or_default();
-    if first != MANIFEST_FIRST_LINE {
-        if let Some(Ok(version)) = first.strip_prefix(MANIFEST_MAGIC).map(str::parse::<u32>) {
-            return Err(SnapshotError::UnsupportedVersion { file: file.into(), version });
-        }
-        return Err(bad(0, format!("not a snapshot manifest (first line {first:?})")));
-    }
-    let body = text.strip_suffix('\n').ok_or_else(|| bad(text.len(), "truncated: no newline at the end".into()))?;
-    let crc_at = body.rfind('\n').map_or(0, |i| i + 1);
-    let crc_line = &body[crc_at..];
-    let stored = crc_line
-        .strip_prefix(CRC_PREFIX)
-        .filter(|h| h.len() == 8 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-        .and_then(|h| u32::from_str_radix(h, 16).ok())
-        .ok_or_else(|| bad(crc_at, format!("last line is not a checksum: {crc_line:?}")))?;
-    let computed = crc32c::crc32c(&bytes[..crc_at]);
-    if stored != computed {
-        return Err(bad(crc_at, format!("checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")));
-    }
-
+    let (lines, mut at) =
+        open(bytes, MANIFEST_FIRST_LINE, MANIFEST_MAGIC, "snapshot manifest").map_err(|p| match p {
+            Problem::UnsupportedVersion(version) => SnapshotError::UnsupportedVersion { file: file.into(), version },
+            Problem::Corrupted { offset, reason } => bad(offset, reason),
+        })?;
     let mut entries: Vec<SnapshotEntry> = Vec::new();
-    let mut at = first.len() + 1;
-    for line in text[at..crc_at].split_terminator('\n') {
+    for line in lines.split_terminator('\n') {
         let fields: Vec<&str> = line.split(' ').collect();
         let parsed = match fields.as_slice() {
             [name, lsn, created, keys, bytes] => parse_snapshot_file_name(name).and_then(|(n_lsn, n_created)| {
@@ -534,7 +515,7 @@ mod tests {
         for e in [entry(3, 7), entry(9, 2)] {
             text.push_str(&format!("{} {} {} {} {}\n", e.name(), e.lsn, e.created_unix_ms, e.keys, e.file_bytes));
         }
-        text.push_str(&format!("{CRC_PREFIX}{:08x}\n", crc32c::crc32c(text.as_bytes())));
+        let text = crate::checked_text::seal(text);
         assert!(matches!(decode_manifest(dir, &file, text.as_bytes()), Err(SnapshotError::Corrupted { .. })));
         assert!(matches!(
             decode_manifest(dir, &file, b"FCSNAP-MANIFEST 2\nwhatever\n"),

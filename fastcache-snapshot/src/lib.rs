@@ -56,6 +56,7 @@
 //! file").
 
 mod catalog;
+pub mod checked_text;
 mod error;
 mod format;
 mod reader;
