@@ -803,6 +803,27 @@ fn run_benchmark(server: &mut Running, bench: &Bench, timeout: Duration) -> Resu
         .stderr(Stdio::piped())
         .spawn()
         .context("starting redis-benchmark")?;
+    let what = format!("redis-benchmark {}", args.join(" "));
+    let (status, out, err) = wait_client(&mut child, server, Instant::now() + timeout, &what)?;
+    if !status.success() {
+        bail!("redis-benchmark {} failed ({status}):\n{out}{err}", args.join(" "));
+    }
+    if err.contains("Error") || out.contains("Error") {
+        bail!("redis-benchmark {} reported errors:\n{out}{err}", args.join(" "));
+    }
+    parse_csv(&out, bench.test)
+}
+
+/// Waits for a client tool (`what`, for messages) run against `server`
+/// until it exits or `deadline`, collecting its stdout and stderr; fails as
+/// soon as the server exits (the tool would keep retrying); the tool is
+/// then killed.
+fn wait_client(
+    child: &mut Child,
+    server: &mut Running,
+    deadline: Instant,
+    what: &str,
+) -> Result<(std::process::ExitStatus, String, String)> {
     let drain = |r: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
             let mut s = String::new();
@@ -814,7 +835,6 @@ fn run_benchmark(server: &mut Running, bench: &Bench, timeout: Duration) -> Resu
     };
     let out = drain(child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
     let err = drain(child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
-    let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(st) = child.try_wait()? {
             break st;
@@ -824,21 +844,13 @@ fn run_benchmark(server: &mut Running, bench: &Bench, timeout: Duration) -> Resu
             let _ = child.kill();
             let _ = child.wait();
             if let Some(st) = died {
-                bail!("{} exited during redis-benchmark ({st}):\n{}", server.name, log_tail(&server.log));
+                bail!("{} exited during {what} ({st}):\n{}", server.name, log_tail(&server.log));
             }
-            bail!("redis-benchmark {} did not finish within {timeout:?}", args.join(" "));
+            bail!("{what} did not finish in time");
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let out = out.join().unwrap_or_default();
-    let err = err.join().unwrap_or_default();
-    if !status.success() {
-        bail!("redis-benchmark {} failed ({status}):\n{out}{err}", args.join(" "));
-    }
-    if err.contains("Error") || out.contains("Error") {
-        bail!("redis-benchmark {} reported errors:\n{out}{err}", args.join(" "));
-    }
-    parse_csv(&out, bench.test)
+    Ok((status, out.join().unwrap_or_default(), err.join().unwrap_or_default()))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -20,7 +20,7 @@
 //!   pages it shares with its parent), and the PSS sum, which splits
 //!   shared pages between the two.
 
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use super::{
-    fastcache_replay_time, fill_timeout, info_field, log_tail, median, read_reply, restart_timeout, run_benchmark,
-    thousands, verdict, Bench, Kind, Options, Persist, Reply, Running, Sample, Spec, RESTART_TARGET, RUN_TIMEOUT,
+    fastcache_replay_time, fill_timeout, info_field, median, read_reply, restart_timeout, run_benchmark, thousands,
+    verdict, wait_client, Bench, Kind, Options, Persist, Reply, Running, Sample, Spec, RESTART_TARGET, RUN_TIMEOUT,
     START_TIMEOUT, VALUE_SIZE,
 };
 
@@ -229,38 +229,12 @@ fn fill(server: &mut Running, keys: u64, timeout: Duration) -> Result<Duration> 
         w.flush()
         // Dropping the pipe tells redis-cli the stream has ended.
     });
-    let drain = |r: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            if let Some(mut r) = r {
-                let _ = r.read_to_string(&mut s);
-            }
-            s
-        })
-    };
-    let out = drain(child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
-    let err = drain(child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
-    let deadline = started + timeout;
-    let status = loop {
-        if let Some(st) = child.try_wait()? {
-            break st;
-        }
-        let died = server.child.try_wait()?;
-        if died.is_some() || Instant::now() > deadline {
-            // Killing redis-cli breaks the pipe, which ends the writer.
-            let _ = child.kill();
-            let _ = child.wait();
-            let _ = writer.join();
-            if let Some(st) = died {
-                bail!("{} exited during the fill ({st}):\n{}", server.name, log_tail(&server.log));
-            }
-            bail!("redis-cli --pipe did not finish {keys} SETs within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    // Killing redis-cli on a failure breaks the pipe, which ends the writer.
+    let what = format!("the fill (redis-cli --pipe, {keys} SETs within {timeout:?})");
+    let waited = wait_client(&mut child, server, started + timeout, &what);
     let elapsed = started.elapsed();
     let wrote = writer.join().map_err(|_| anyhow::anyhow!("the fill writer panicked"))?;
-    let (out, err) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
+    let (status, out, err) = waited?;
     if let Err(e) = wrote {
         bail!("writing the fill into redis-cli --pipe: {e}\n{out}{err}");
     }
