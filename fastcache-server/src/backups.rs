@@ -48,11 +48,10 @@ impl Persistence {
     pub fn take_backup(&self) -> Result<LinkInfo, String> {
         let Some(b) = &self.backups else { return Err("incremental backups are disabled".into()) };
         let engine = self.engine();
-        let durable = |lsn| self.wal.wait_durable_blocking(lsn).map_err(|e| e.to_string());
+        let durable = |lsn| self.make_durable(lsn);
         let result = match b.dir.write_incremental(engine, || self.wal.last_lsn(), durable) {
             Err(fastcache_backup::Error::NeedsFull { reason }) => {
                 tracing::info!("starting a new backup chain with a full backup ({reason})");
-                let durable = |lsn| self.wal.wait_durable_blocking(lsn).map_err(|e| e.to_string());
                 b.dir.write_full(engine, || self.wal.last_lsn(), durable)
             }
             other => other,

@@ -225,6 +225,23 @@ impl Persistence {
         &self.engine
     }
 
+    /// Makes every record up to `lsn` durable now, whatever the policy (a
+    /// snapshot or backup about to be published must not wait for the next
+    /// interval tick, nor claim records the log could still lose).
+    ///
+    /// # Errors
+    /// The log's failure (it is then poisoned).
+    pub fn make_durable(&self, lsn: Lsn) -> Result<(), String> {
+        if self.wal.durable_lsn() >= lsn {
+            return Ok(());
+        }
+        match self.wal.sync() {
+            Ok(durable) if durable >= lsn => Ok(()),
+            Ok(durable) => Err(format!("the WAL is durable up to LSN {durable} only, not {lsn}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// Lifts the write block after the log was healed.
     pub fn clear_failure(&self) {
         *self.failure.lock() = None;

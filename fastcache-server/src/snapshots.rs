@@ -212,8 +212,7 @@ impl Persistence {
         // them durably before the claim is published. A healing snapshot
         // is the exception: the log is being replaced after `lsn`.
         if trigger != Trigger::Heal {
-            self.wal
-                .wait_durable_blocking(lsn)
+            self.make_durable(lsn)
                 .map_err(|e| format!("ERR the WAL cannot be made durable up to the snapshot's LSN {lsn}: {e}"))?;
         }
         let info = writer.finish().map_err(|e| format!("ERR finishing the snapshot: {e}"))?;
