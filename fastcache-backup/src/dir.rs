@@ -320,14 +320,6 @@ impl BackupDir {
         let start = Instant::now();
         let _writing = self.writable()?;
         let tracking = engine.change_tracking();
-        if tracking {
-            // NOTE: the barrier replaces the change sets while it holds
-            // every shard, and freeing sets of a million keys there stalls
-            // every writer for ~80 ms. Emptying them shard by shard first
-            // leaves it next to nothing to free. Nothing is lost: the base
-            // covers every write before its barrier.
-            engine.set_change_tracking(true);
-        }
         let clock = engine.clock().clone();
         let (mut cursor, (lsn, mut created)) =
             engine.begin_backup_base(|| (lsn_at(), clock.now_ms())).map_err(|_| Error::Busy)?;

@@ -57,32 +57,16 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     g.throughput(Throughput::Elements(keys));
     g.bench_function("encode_keys", |b| b.iter(|| encode_all(&engine)));
-    g.bench_function("decode_load_keys", |b| {
-        b.iter_batched(
-            Engine::default,
-            |target| {
-                for c in &chunks {
-                    target.load_snapshot_chunk(c).expect("valid chunk");
-                }
-                target
-            },
-            BatchSize::PerIteration,
-        )
-    });
+    let load_all = |target: Engine| {
+        for c in &chunks {
+            target.load_snapshot_chunk(c).expect("valid chunk");
+        }
+        target
+    };
+    g.bench_function("decode_load_keys", |b| b.iter_batched(Engine::default, load_all, BatchSize::PerIteration));
     g.throughput(Throughput::Bytes(bytes));
     g.bench_function("encode_bytes", |b| b.iter(|| encode_all(&engine)));
-    g.bench_function("decode_load_bytes", |b| {
-        b.iter_batched(
-            Engine::default,
-            |target| {
-                for c in &chunks {
-                    target.load_snapshot_chunk(c).expect("valid chunk");
-                }
-                target
-            },
-            BatchSize::PerIteration,
-        )
-    });
+    g.bench_function("decode_load_bytes", |b| b.iter_batched(Engine::default, load_all, BatchSize::PerIteration));
     g.finish();
 }
 
