@@ -405,7 +405,24 @@ impl Wal {
     /// one), since old segments may already be gone — call it again once
     /// the disk is fixed.
     pub fn restart_after(&self, lsn: Lsn) -> Result<()> {
-        self.core().restart_after(lsn)
+        self.core().restart_after(lsn, false)
+    }
+
+    /// Like [`Wal::restart_after`], but `lsn` may also lie *below*
+    /// [`Wal::last_lsn`]: the whole log is discarded and numbering continues
+    /// at `lsn + 1`, reusing the LSNs above `lsn` for new records. For a
+    /// replica adopting a primary's history after a full resynchronisation
+    /// (its own records above `lsn` belong to another history). The caller
+    /// must make sure nothing still waits for, or reads, the discarded
+    /// records: waiters above `lsn` are not failed, and readers past `lsn`
+    /// may see the new records under old LSNs. Crash order as for
+    /// `restart_after` — a crash can leave a suffix of the old log, so the
+    /// caller also needs its own marker that the reset was under way.
+    ///
+    /// # Errors
+    /// As [`Wal::restart_after`], without `RestartBehind`.
+    pub fn reset_after(&self, lsn: Lsn) -> Result<()> {
+        self.core().restart_after(lsn, true)
     }
 
     /// The cause, if an earlier failure poisoned the log.

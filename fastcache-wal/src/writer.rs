@@ -19,7 +19,8 @@
 //!   is a segment whose header records a gap (`segment.rs`), created when
 //!   the log must continue after an LSN it does not hold
 //!   (`WalOptions::min_next_lsn` on open, `Core::restart_after`).
-//! - `next_lsn` only grows; after `restart_after(lsn)` it is `lsn + 1`,
+//! - `next_lsn` only grows, except through `Wal::reset_after` (a replica
+//!   adopting another history); after `restart_after(lsn)` it is `lsn + 1`,
 //!   and the restart holds the sync lock and the writer lock throughout, so
 //!   no append or sync straddles it.
 //! - A batch never spans segments (a batch larger than a segment is
@@ -589,7 +590,7 @@ impl Core {
     /// ends first and none starts) and the writer lock (so no append runs)
     /// from the check of `lsn` to the end: appends either fail before it or
     /// get LSNs above `lsn` after it.
-    pub(crate) fn restart_after(&self, lsn: Lsn) -> Result<()> {
+    pub(crate) fn restart_after(&self, lsn: Lsn, allow_behind: bool) -> Result<()> {
         if lsn == Lsn::MAX {
             let e = std::io::Error::new(std::io::ErrorKind::InvalidInput, "no LSN follows u64::MAX");
             return Err(Error::io("restart", &self.dir, e));
@@ -600,7 +601,7 @@ impl Core {
             return Err(Error::Closed);
         }
         let last = w.next_lsn - 1;
-        if lsn < last {
+        if lsn < last && !allow_behind {
             return Err(Error::RestartBehind { lsn, last });
         }
         self.replace_segments(&mut w, lsn, last).inspect_err(|e| self.repoison(e))
@@ -658,7 +659,13 @@ impl Core {
             let mut segs = self.segments.write();
             *segs = vec![seg];
             self.last_lsn.store(lsn, Ordering::Release);
-            self.durable_lsn.fetch_max(lsn, Ordering::AcqRel);
+            // Moving back (`Wal::reset_after`) the durable LSN follows: the
+            // records above `lsn` are gone.
+            if lsn < last {
+                self.durable_lsn.store(lsn, Ordering::Release);
+            } else {
+                self.durable_lsn.fetch_max(lsn, Ordering::AcqRel);
+            }
         }
         // Readers at the end of the old active segment move on: into the
         // new one if they read everything up to `last`, else they learn

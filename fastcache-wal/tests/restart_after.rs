@@ -135,6 +135,31 @@ fn a_restart_below_the_last_lsn_is_refused_and_changes_nothing() -> TestResult {
 }
 
 #[test]
+fn a_reset_may_go_back_and_reuses_the_lsns_above_it() -> TestResult {
+    let fs = FaultFs::new();
+    let (wal, _) = Wal::open(&wal_dir(), fault_opts(&fs, 4096, SyncPolicy::Always))?;
+    let last = fill(&wal, 80, 7)?;
+    wal.wait_durable_blocking(last)?;
+    // A replica adopting a primary's history that ends at LSN 30.
+    wal.reset_after(30)?;
+    assert_eq!((wal.last_lsn(), wal.durable_lsn()), (30, 30));
+    assert_eq!(read_all(&wal)?, vec![], "the old records are gone");
+    let again = fill(&wal, 5, 8)?;
+    assert_eq!(again, 35);
+    wal.wait_durable_blocking(again)?;
+    let lsns: Vec<Lsn> = read_all(&wal)?.into_iter().map(|(l, _)| l).collect();
+    assert_eq!(lsns, (31..=35).collect::<Vec<_>>());
+    // Power cut: the durable image holds exactly the new history.
+    let crashed = fs.crash();
+    drop(wal);
+    let (wal, _) = Wal::open(&wal_dir(), fault_opts(&crashed, 4096, SyncPolicy::Always))?;
+    let records = read_all(&wal)?;
+    assert_eq!(records.iter().map(|(l, _)| *l).collect::<Vec<_>>(), (31..=35).collect::<Vec<_>>());
+    assert_eq!(records[0].1, payload(31, 8));
+    Ok(())
+}
+
+#[test]
 fn a_restart_that_cannot_allocate_keeps_the_log_poisoned() -> TestResult {
     let fs = FaultFs::new();
     let (wal, _) = Wal::open(&wal_dir(), fault_opts(&fs, 4096, SyncPolicy::Always))?;
