@@ -14,8 +14,6 @@
 //! rename, fsync the directory). A finished but unpublished file is an
 //! orphan, removed by the next publish once a newer snapshot is published.
 
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
@@ -211,6 +209,20 @@ impl SnapshotStore {
     /// current manifest is damaged (nothing is changed then:
     /// [`SnapshotStore::rebuild_manifest`] first); `Io`.
     pub fn publish(&self, info: &SnapshotInfo) -> Result<Vec<PathBuf>> {
+        self.publish_with(info, false)
+    }
+
+    /// Publishes `info` as the *only* snapshot: the manifest names it alone
+    /// and every other snapshot file of the directory is deleted, also ones
+    /// with higher LSNs. For a replica that adopted its primary's history
+    /// (a full resynchronisation): its older snapshots belong to another
+    /// history and must never be recovered from. Errors as
+    /// [`SnapshotStore::publish`].
+    pub fn publish_only(&self, info: &SnapshotInfo) -> Result<Vec<PathBuf>> {
+        self.publish_with(info, true)
+    }
+
+    fn publish_with(&self, info: &SnapshotInfo, only: bool) -> Result<Vec<PathBuf>> {
         let _guard = self.manifest_lock.lock().unwrap_or_else(PoisonError::into_inner);
         let name = self.own_name(&info.path)?;
         if info.kind != SnapshotKind::Full {
@@ -233,7 +245,7 @@ impl SnapshotStore {
                 format!("file has {len} bytes, its writer wrote {}", info.file_bytes),
             ));
         }
-        let mut entries = read_manifest(&self.dir)?;
+        let mut entries = if only { Vec::new() } else { read_manifest(&self.dir)? };
         entries.retain(|e| e.name() != name);
         entries.push(SnapshotEntry {
             path: info.path.clone(),
@@ -248,18 +260,19 @@ impl SnapshotStore {
 
         // The snapshot is published. What follows is clean-up, best
         // effort: whatever fails here is retried by the next publish.
-        Ok(self.sweep(&entries))
+        Ok(self.sweep(&entries, only))
     }
 
     /// Deletes the snapshot files `entries` (the new manifest) does not
     /// name, up to its newest snapshot: anything newer may be a snapshot
     /// finished but not yet published. Returns what was deleted.
-    fn sweep(&self, entries: &[SnapshotEntry]) -> Vec<PathBuf> {
+    /// With `all`, newer files go too (`publish_only`).
+    fn sweep(&self, entries: &[SnapshotEntry], all: bool) -> Vec<PathBuf> {
         let newest = entries.first().map(SnapshotEntry::order_key).unwrap_or_default();
         let mut deleted = Vec::new();
         for file in list_dir(&self.dir).unwrap_or_default() {
             let Some(key) = parse_snapshot_file_name(&file) else { continue };
-            if key < newest && !entries.iter().any(|e| e.name() == file) {
+            if (all || key < newest) && !entries.iter().any(|e| e.name() == file) {
                 let path = self.dir.join(&file);
                 if std::fs::remove_file(&path).is_ok() {
                     deleted.push(path);
@@ -433,27 +446,13 @@ fn read_manifest(dir: &Path) -> Result<Vec<SnapshotEntry>> {
     }
 }
 
-/// Replaces the manifest atomically: temp file, fsync, rename, fsync the
-/// directory. A crash leaves either the old or the new manifest.
+/// Replaces the manifest atomically (`checked_text::write_file`: temp file
+/// `MANIFEST.tmp`, fsync, rename, fsync the directory). A crash leaves
+/// either the old or the new manifest.
 fn write_manifest(dir: &Path, entries: &[SnapshotEntry]) -> Result<()> {
-    let tmp = dir.join(MANIFEST_TMP);
     let path = dir.join(MANIFEST_FILE);
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(|e| SnapshotError::io("create manifest temp file", &tmp, e))?;
-        f.write_all(encode_manifest(entries).as_bytes()).map_err(|e| SnapshotError::io("write manifest", &tmp, e))?;
-        f.sync_all().map_err(|e| SnapshotError::io("fsync manifest", &tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| SnapshotError::io("rename manifest into place", &tmp, e))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result?;
-    sync_dir(dir)
+    crate::checked_text::write_file(&path, &encode_manifest(entries))
+        .map_err(|e| SnapshotError::io("write manifest", &path, e))
 }
 
 #[cfg(test)]

@@ -17,6 +17,31 @@ pub fn seal(mut text: String) -> String {
     text
 }
 
+/// Replaces the file at `path` with `text` atomically: a temp file beside
+/// it (`<name>.tmp`), fsync, rename, fsync of the directory. A crash leaves
+/// either the old or the new content.
+///
+/// # Errors
+/// The first failing step (the temp file is removed then).
+pub fn write_file(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result?;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    std::fs::File::open(dir)?.sync_all()
+}
+
 /// What is wrong with a sealed text file; `offset` is the byte offset of the
 /// line (or byte) at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -53,6 +53,28 @@ fn publishing_three_with_retain_two_deletes_the_oldest() -> TestResult {
 }
 
 #[test]
+fn publish_only_leaves_just_that_snapshot_even_below_newer_ones() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = SnapshotStore::open(dir.path(), 3)?;
+    for (lsn, created) in [(10, 1000), (50, 2000)] {
+        let s = snapshot(&store, lsn, created)?;
+        store.publish(&s)?;
+    }
+    // An unpublished newer file (a snapshot finished but never published).
+    snapshot(&store, 90, 2500)?;
+    // A replica adopts its primary's history at LSN 30: its own snapshots,
+    // newer or not, belong to another history.
+    let adopted = snapshot(&store, 30, 3000)?;
+    let mut removed = store.publish_only(&adopted)?;
+    removed.sort();
+    assert_eq!(removed.len(), 3, "{removed:?}");
+    assert_eq!(listed(&store)?, [(30, 3000)]);
+    assert_eq!(file_names(dir.path())?, [MANIFEST_FILE, "snapshot-00000000000000000030-3000.fcs"]);
+    assert_eq!(listed(&SnapshotStore::open(dir.path(), 3)?)?, [(30, 3000)]);
+    Ok(())
+}
+
+#[test]
 fn two_snapshots_at_one_lsn_do_not_collide() -> TestResult {
     let dir = tempfile::tempdir()?;
     let store = SnapshotStore::open(dir.path(), 3)?;
