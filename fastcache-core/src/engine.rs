@@ -336,6 +336,10 @@ pub(crate) struct Inner {
     pub(crate) lfu_decay_time: AtomicU32,
     /// A snapshot cursor is alive (one at a time).
     pub(crate) snapshot_running: AtomicBool,
+    /// Replica mode ([`Engine::set_replica_mode`]); changed only while
+    /// every shard is locked, and read under a shard lock by everything
+    /// that would otherwise delete keys on its own.
+    pub(crate) replica: AtomicBool,
 }
 
 impl Inner {
@@ -411,6 +415,7 @@ impl Engine {
             lfu_log_factor: AtomicU32::new(10),
             lfu_decay_time: AtomicU32::new(1),
             snapshot_running: AtomicBool::new(false),
+            replica: AtomicBool::new(false),
         };
         Engine(Arc::new(inner))
     }
@@ -864,6 +869,43 @@ impl Engine {
         *slot = message;
     }
 
+    /// Switches replica mode on (this engine holds a replica's data) or off
+    /// (promotion to primary).
+    ///
+    /// A replica never changes its data on its own: every change comes from
+    /// its primary's records through [`Engine::apply_record_with`];
+    /// otherwise its log would get records the primary does not have and
+    /// the LSNs would diverge. So in replica mode, as in Redis 7:
+    ///
+    /// - a key past its deadline reads as absent (GET nil, EXISTS 0, TTL
+    ///   -2, TYPE none; KEYS, SCAN and RANDOMKEY skip it) but stays in
+    ///   memory and in DBSIZE: no `DEL` is journalled, no `expired` event
+    ///   is produced, and the primary's `DEL` removes it;
+    /// - [`Engine::active_expire_cycle`] does nothing;
+    /// - `maxmemory` is not enforced: nothing is evicted and no command is
+    ///   refused with OOM (Redis' `replica-ignore-maxmemory yes`).
+    ///
+    /// Re-applying records is the same in both modes. Refusing clients'
+    /// writes (Redis' READONLY) is the embedder's job, for example with
+    /// [`Engine::set_write_block`]; a write it lets through anyway deletes
+    /// and journals an expired key it touches as a primary does, so the
+    /// replica's log stays equal to its memory.
+    ///
+    /// Switching off resumes normal expiry: expired keys are then deleted
+    /// lazily and actively, and the deletions journalled, as usual.
+    /// Switching locks every shard, so each command, active expiry step
+    /// and eviction runs wholly in one mode.
+    pub fn set_replica_mode(&self, on: bool) {
+        let guards: Vec<_> = self.0.shards.iter().map(|s| s.lock()).collect();
+        self.0.replica.store(on, Ordering::Relaxed);
+        drop(guards);
+    }
+
+    /// Whether replica mode is on (see [`Engine::set_replica_mode`]).
+    pub fn replica_mode(&self) -> bool {
+        self.0.replica.load(Ordering::Relaxed)
+    }
+
     /// The engine's clock.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.0.clock
@@ -948,7 +990,7 @@ fn unknown_command(argv: &[&[u8]]) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::bulk;
+    use crate::testutil::{bulk, bulks};
 
     /// Runs `words` in `session` with no journal.
     fn q(engine: &Engine, session: &mut Session, words: &[&str]) -> Reply {
@@ -1054,6 +1096,84 @@ mod tests {
         let mut s = engine.session();
         assert_eq!(q(&engine, &mut s, &["GET", "k"]), bulk("v"));
         assert_eq!(q(&engine, &mut s, &["EXISTS", "after", "x"]), Reply::Int(0));
+    }
+
+    /// Runs `words` in `t`'s session, journalling into `t.log`.
+    fn run_out(t: &mut crate::testutil::T, words: &[&str]) -> Outcome {
+        let argv: Vec<&[u8]> = words.iter().map(|w| w.as_bytes()).collect();
+        let log = &mut t.log;
+        let mut journal = |r: &Record| {
+            log.push(r.clone());
+            Ok(())
+        };
+        t.engine.execute_with(&mut t.session, &argv, &mut journal)
+    }
+
+    #[test]
+    fn a_replica_reads_expired_keys_as_absent_and_deletes_nothing() {
+        let mut t = crate::testutil::T::new();
+        t.ok(&["SET", "s", "v", "PX", "100"]);
+        t.ok(&["HSET", "h", "f", "v"]);
+        t.ok(&["RPUSH", "l", "a"]);
+        t.ok(&["SADD", "st", "m"]);
+        t.ok(&["ZADD", "z", "1", "m"]);
+        for k in ["h", "l", "st", "z"] {
+            t.ok(&["PEXPIRE", k, "100"]);
+        }
+        t.ok(&["SET", "live", "v"]);
+        t.clock.advance(200);
+        t.engine.set_replica_mode(true);
+        assert!(t.engine.replica_mode());
+        t.engine.set_notify_flags(crate::notify::KEYSPACE | crate::notify::ALL);
+        let journalled = t.log.len();
+
+        let none = || Reply::Simple("none".into());
+        let empty = || Reply::Array(vec![]);
+        let reads: Vec<(&[&str], Reply)> = vec![
+            (&["GET", "s"], Reply::Nil),
+            (&["STRLEN", "s"], Reply::Int(0)),
+            (&["EXISTS", "s", "h", "l", "st", "z"], Reply::Int(0)),
+            (&["TTL", "s"], Reply::Int(-2)),
+            (&["PTTL", "h"], Reply::Int(-2)),
+            (&["TYPE", "s"], none()),
+            (&["TYPE", "z"], none()),
+            (&["HGET", "h", "f"], Reply::Nil),
+            (&["HLEN", "h"], Reply::Int(0)),
+            (&["LRANGE", "l", "0", "-1"], empty()),
+            (&["SISMEMBER", "st", "m"], Reply::Int(0)),
+            (&["ZSCORE", "z", "m"], Reply::Nil),
+            (&["DUMP", "s"], Reply::Nil),
+            (&["OBJECT", "ENCODING", "l"], Reply::Nil),
+            (&["KEYS", "*"], bulks(&["live"])),
+            (&["SCAN", "0", "COUNT", "1000"], Reply::Array(vec![bulk("0"), bulks(&["live"])])),
+            (&["RANDOMKEY"], bulk("live")),
+            (&["GET", "live"], bulk("v")),
+            (&["TYPE", "live"], Reply::Simple("string".into())),
+            (&["DBSIZE"], Reply::Int(6)),
+        ];
+        for (words, want) in reads {
+            let out = run_out(&mut t, words);
+            assert_eq!(out.reply, want, "{words:?}");
+            assert!(out.events.is_empty(), "{words:?}: {:?}", out.events);
+        }
+        for words in [&["MULTI"][..], &["GET", "s"], &["EXISTS", "h"]] {
+            run_out(&mut t, words);
+        }
+        assert_eq!(run_out(&mut t, &["EXEC"]).reply, Reply::Array(vec![Reply::Nil, Reply::Int(0)]));
+        assert_eq!(t.log.len(), journalled, "a replica journalled {:?}", &t.log[journalled..]);
+        assert_eq!(t.engine.stats().expired_keys, 0);
+        assert_eq!(t.engine.dbsize(0), 6);
+
+        // Promoted: the next read deletes the key and journals the DEL.
+        t.engine.set_replica_mode(false);
+        let out = run_out(&mut t, &["GET", "s"]);
+        assert_eq!(out.reply, Reply::Nil);
+        assert_eq!(t.log.len(), journalled + 1);
+        assert_eq!(t.last_ops(), [["DEL", "s"]]);
+        assert_eq!(out.events.iter().map(|e| e.event).collect::<Vec<_>>(), ["expired"]);
+        assert_eq!(t.engine.stats().expired_keys, 1);
+        assert_eq!(t.engine.dbsize(0), 5);
+        t.check_replay();
     }
 
     #[test]
