@@ -7,7 +7,8 @@
 //!
 //! - lazy expiry: a key past its deadline is deleted on access, and the
 //!   deletion is recorded as a `DEL` effect (never during replay, where
-//!   the log's own `DEL`s do it);
+//!   the log's own `DEL`s do it; in replica mode a read treats it as
+//!   absent and leaves it to the primary's `DEL`);
 //! - memory accounting, LRU/LFU metadata, WATCH invalidation;
 //! - an emptied collection is deleted, as in Redis;
 //! - the command's effect is recorded: by default the command itself, or
@@ -37,6 +38,13 @@ pub(crate) enum Ttl {
     At(u64),
 }
 
+/// Whether a key is looked up to be read or to be written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
+}
+
 /// What the current command records as its effect.
 enum Propagate {
     /// Nothing changed (yet).
@@ -59,6 +67,11 @@ pub(crate) struct Cx<'a> {
     pub(crate) replay: bool,
     /// The client speaks RESP3 (some replies are shaped differently).
     pub(crate) resp3: bool,
+    /// The engine is a replica's: reads leave expired keys in place. Read
+    /// once, while the context's shards are locked, so a command runs
+    /// wholly in one mode (`Engine::set_replica_mode` switches under every
+    /// shard lock).
+    replica: bool,
     journaling: bool,
     effects: Vec<Op>,
     propagate: Propagate,
@@ -86,6 +99,7 @@ impl<'a> Cx<'a> {
             now: eng.clock.now_ms(),
             replay,
             resp3,
+            replica: eng.replica.load(Ordering::Relaxed),
             journaling: journaling && !replay,
             effects: Vec::new(),
             propagate: Propagate::Nothing,
@@ -255,8 +269,15 @@ impl<'a> Cx<'a> {
 
     // ----- reads -----------------------------------------------------------
 
-    /// Deletes `key` if it has expired. Returns true if it did.
-    fn expire_if_needed(&mut self, h: u64, db: usize, key: &[u8]) -> bool {
+    /// Whether `key` is past its deadline, and so absent for this command.
+    /// An expired key is deleted and the deletion recorded as a `DEL` —
+    /// except for a read in replica mode, which leaves it in place: a
+    /// replica changes nothing on its own, the primary's `DEL` removes it.
+    ///
+    /// NOTE: a write in replica mode (only if the embedder lets a client
+    /// write to a replica) deletes and journals as a primary does, so that
+    /// the replica's own log stays equal to its memory.
+    fn expire_if_needed(&mut self, h: u64, db: usize, key: &[u8], access: Access) -> bool {
         if self.replay {
             return false;
         }
@@ -264,6 +285,9 @@ impl<'a> Cx<'a> {
         let expired = self.db_of(h, db).get(h, key).is_some_and(|e| e.deadline != 0 && e.deadline <= now);
         if !expired {
             return false;
+        }
+        if self.replica && access == Access::Read {
+            return true;
         }
         if let Some(old) = self.db_for_write(h, db, key).remove(h, key) {
             self.add_used(h, -(old.mem() as isize));
@@ -285,13 +309,14 @@ impl<'a> Cx<'a> {
     pub(crate) fn lookup(&mut self, key: &[u8]) -> Option<ObjRef<'_>> {
         let h = hash(key);
         let db = self.db;
-        self.expire_if_needed(h, db, key);
+        let expired = self.expire_if_needed(h, db, key, Access::Read);
         let eng = self.eng;
         let now = self.now;
         let replay = self.replay;
         let idx = self.shard_index(h);
         let shard = self.shard_mut(idx);
-        match shard.dbs[db].get_mut(h, key) {
+        let found = if expired { None } else { shard.dbs[db].get_mut(h, key) };
+        match found {
             Some(e) => {
                 if !replay {
                     eng.touch_meta(&mut e.meta, now);
@@ -313,14 +338,18 @@ impl<'a> Cx<'a> {
     pub(crate) fn peek(&mut self, key: &[u8]) -> Option<&KeyEntry> {
         let h = hash(key);
         let db = self.db;
-        self.expire_if_needed(h, db, key);
+        if self.expire_if_needed(h, db, key, Access::Read) {
+            return None;
+        }
         self.db_of(h, db).get(h, key)
     }
 
     /// Like [`Cx::peek`] in database `db`.
     pub(crate) fn peek_in(&mut self, db: usize, key: &[u8]) -> Option<&KeyEntry> {
         let h = hash(key);
-        self.expire_if_needed(h, db, key);
+        if self.expire_if_needed(h, db, key, Access::Read) {
+            return None;
+        }
         self.db_of(h, db).get(h, key)
     }
 
@@ -381,7 +410,7 @@ impl<'a> Cx<'a> {
     pub(crate) fn set_str(&mut self, key: &[u8], val: &[u8], ttl: Ttl) {
         let h = hash(key);
         let db = self.db;
-        self.expire_if_needed(h, db, key);
+        self.expire_if_needed(h, db, key, Access::Write);
         let meta = self.eng.initial_meta(self.now);
         let d = self.db_for_write(h, db, key);
         let delta = match d.get_mut(h, key) {
@@ -413,7 +442,7 @@ impl<'a> Cx<'a> {
     /// there, with expiry `deadline` (0 = none).
     pub(crate) fn set_value_in(&mut self, db: usize, key: &[u8], value: Value, deadline: u64) {
         let h = hash(key);
-        self.expire_if_needed(h, db, key);
+        self.expire_if_needed(h, db, key, Access::Write);
         let mut e = KeyEntry::new(key, value);
         e.deadline = deadline;
         e.meta = self.eng.initial_meta(self.now);
@@ -445,7 +474,7 @@ impl<'a> Cx<'a> {
     /// Removes `key` from database `db` and returns its value and deadline.
     pub(crate) fn take_in(&mut self, db: usize, key: &[u8]) -> Option<(Value, u64)> {
         let h = hash(key);
-        self.expire_if_needed(h, db, key);
+        self.expire_if_needed(h, db, key, Access::Write);
         let old = self.db_for_write(h, db, key).remove(h, key)?;
         self.add_used(h, -(old.mem() as isize));
         self.key_changed(h, db, key);
@@ -464,7 +493,7 @@ impl<'a> Cx<'a> {
     pub(crate) fn set_deadline(&mut self, key: &[u8], deadline: u64) -> bool {
         let h = hash(key);
         let db = self.db;
-        self.expire_if_needed(h, db, key);
+        self.expire_if_needed(h, db, key, Access::Write);
         if !self.db_for_write(h, db, key).set_deadline(h, key, deadline) {
             return false;
         }
@@ -489,7 +518,7 @@ impl<'a> Cx<'a> {
     ) -> Result<Option<R>, Reply> {
         let h = hash(key);
         let db = self.db;
-        self.expire_if_needed(h, db, key);
+        self.expire_if_needed(h, db, key, Access::Write);
         let meta = self.eng.initial_meta(self.now);
         let d = self.db_for_write(h, db, key);
         let (r, delta, emptied) = match d.get_mut(h, key) {

@@ -336,6 +336,10 @@ pub(crate) struct Inner {
     pub(crate) lfu_decay_time: AtomicU32,
     /// A snapshot cursor is alive (one at a time).
     pub(crate) snapshot_running: AtomicBool,
+    /// Replica mode ([`Engine::set_replica_mode`]); changed only while
+    /// every shard is locked, and read under a shard lock by everything
+    /// that would otherwise delete keys on its own.
+    pub(crate) replica: AtomicBool,
 }
 
 impl Inner {
@@ -411,6 +415,7 @@ impl Engine {
             lfu_log_factor: AtomicU32::new(10),
             lfu_decay_time: AtomicU32::new(1),
             snapshot_running: AtomicBool::new(false),
+            replica: AtomicBool::new(false),
         };
         Engine(Arc::new(inner))
     }
@@ -485,8 +490,9 @@ impl Engine {
                 plain(Reply::OK)
             }
             _ => {
-                let cmds = [(spec, argv)];
-                let batch = self.run_batch(session.db, session.resp3, &cmds, journal, false, None);
+                let cmds = [BatchCmd { spec, argv, db: None }];
+                let batch =
+                    self.run_batch(session.db, session.resp3, &cmds, journal, Run::Client { watched_expiry: None });
                 session.db = batch.db;
                 Outcome {
                     reply: batch.replies.into_iter().next().unwrap_or(Reply::NilArray),
@@ -523,11 +529,14 @@ impl Engine {
         }
         let owned: Vec<Vec<&[u8]>> = multi.queue.iter().map(|c| c.iter().map(|a| a.as_slice()).collect()).collect();
         // Every queued command was looked up when it was queued.
-        let cmds: Vec<(&'static CommandSpec, &[&[u8]])> =
-            owned.iter().filter_map(|c| commands::lookup(c[0]).map(|s| (s, c.as_slice()))).collect();
+        let cmds: Vec<BatchCmd<'_>> = owned
+            .iter()
+            .filter_map(|c| commands::lookup(c[0]).map(|spec| BatchCmd { spec, argv: c.as_slice(), db: None }))
+            .collect();
         let watched: Vec<(usize, &[u8], u64)> =
             session.watched.iter().filter(|w| w.deadline != 0).map(|w| (w.db, w.key.as_slice(), w.deadline)).collect();
-        let batch = self.run_batch(session.db, session.resp3, &cmds, journal, false, Some(&watched));
+        let run = Run::Client { watched_expiry: Some(&watched) };
+        let batch = self.run_batch(session.db, session.resp3, &cmds, journal, run);
         session.db = batch.db;
         session.unwatch();
         let reply = if batch.aborted { Reply::NilArray } else { Reply::Array(batch.replies.into_vec()) };
@@ -540,19 +549,23 @@ impl Engine {
         Outcome { reply, events: batch.events, changed: batch.changed }
     }
 
-    /// Runs commands atomically under one set of shard locks and journals
-    /// their effects as one record.
+    /// Runs commands atomically under one set of shard locks and, still
+    /// holding them, journals what they did as one record: the effects they
+    /// recorded (a client's batch) or the replayed record itself.
     fn run_batch(
         &self,
         db: usize,
         resp3: bool,
-        cmds: &[(&'static CommandSpec, &[&[u8]])],
+        cmds: &[BatchCmd<'_>],
         journal: &mut dyn Journal,
-        replay: bool,
-        watched_expiry: Option<&[(usize, &[u8], u64)]>,
+        run: Run<'_>,
     ) -> Batch {
         let inner = &*self.0;
-        if !replay && inner.write_blocked.load(Ordering::Acquire) && cmds.iter().any(|(s, _)| s.is_write()) {
+        let (replay, watched_expiry) = match run {
+            Run::Client { watched_expiry } => (false, watched_expiry),
+            Run::Replay { .. } => (true, None),
+        };
+        if !replay && inner.write_blocked.load(Ordering::Acquire) && cmds.iter().any(|c| c.spec.is_write()) {
             if let Some(msg) = inner.write_block.lock().clone() {
                 return Batch::single(db, Reply::error(msg));
             }
@@ -560,24 +573,26 @@ impl Engine {
         // Keys evicted to make room are announced before the command's own
         // events, in the order Redis publishes them.
         let mut evicted = Vec::new();
-        if !replay && cmds.iter().any(|(s, _)| s.denies_oom()) && !crate::evict::make_room(self, journal, &mut evicted)
+        if !replay && cmds.iter().any(|c| c.spec.denies_oom()) && !crate::evict::make_room(self, journal, &mut evicted)
         {
             let mut batch = Batch::single(db, errors::OOM);
             batch.events = evicted;
             return batch;
         }
 
-        // Lock every shard the batch may touch, in ascending order.
+        // Lock every shard the batch may touch, in ascending order. A key's
+        // shard does not depend on its database, so commands of a replayed
+        // record lock the same way whatever database each runs in.
         let nshards = inner.shards.len();
         let mut all = false;
         let mut idx: SmallVec<[usize; 4]> = SmallVec::new();
-        for (spec, argv) in cmds {
-            match spec.lock_set(argv) {
+        for c in cmds {
+            match c.spec.lock_set(c.argv) {
                 LockSet::None => {}
                 LockSet::All => all = true,
                 LockSet::Args(positions) => {
                     for p in positions {
-                        if let Some(k) = argv.get(p) {
+                        if let Some(k) = c.argv.get(p) {
                             idx.push(inner.shard_of(hash(k)));
                         }
                     }
@@ -615,23 +630,47 @@ impl Engine {
         }
         let mut replies = SmallVec::new();
         if !aborted {
-            for (spec, argv) in cmds {
+            for c in cmds {
+                if let Some(db) = c.db {
+                    cx.db = db;
+                }
                 cx.begin_command();
-                let reply = (spec.handler)(&mut cx, argv);
-                cx.end_command(argv, &reply);
+                let reply = (c.spec.handler)(&mut cx, c.argv);
+                cx.end_command(c.argv, &reply);
+                // A replayed op that fails means the record does not fit
+                // this state; the ops after it are not applied.
+                let stop = replay && reply.is_error();
                 replies.push(reply);
+                if stop {
+                    break;
+                }
             }
         }
-        let effects = cx.take_effects();
-        let mut journal_error = None;
-        if !effects.is_empty() {
-            if let Err(e) = journal.append(&Record { ops: effects, time_ms: cx.now }) {
-                journal_error = Some(e.message);
+        let appended = match run {
+            Run::Client { .. } => {
+                let effects = cx.take_effects();
+                if effects.is_empty() {
+                    Ok(())
+                } else {
+                    journal.append(&Record { ops: effects, time_ms: cx.now })
+                }
             }
-        }
-        if let Some(msg) = &journal_error {
-            for r in &mut replies {
-                *r = Reply::error(msg.clone());
+            Run::Replay { record } => {
+                if replies.last().is_some_and(Reply::is_error) || !journal.enabled() {
+                    Ok(())
+                } else {
+                    journal.append(record)
+                }
+            }
+        };
+        let journal_error = appended.err().map(|e| e.message);
+        // A client gets the journal's error instead of every reply: nothing
+        // of the batch was made durable. A replay reports it separately.
+        if !replay {
+            if let Some(msg) = &journal_error {
+                for r in &mut replies {
+                    *r = Reply::error(msg.clone());
+                }
             }
         }
         Batch {
@@ -644,20 +683,46 @@ impl Engine {
         }
     }
 
-    /// Re-applies a record produced by this engine (WAL replay, replicas).
-    ///
-    /// Replay never expires keys lazily and never evicts: the record's own
-    /// `DEL`s do that, so the result equals the state of the run that
-    /// produced the records.
+    /// Re-applies a record produced by this engine (WAL replay). Equivalent
+    /// to [`Engine::apply_record_with`] with [`NoJournal`].
     ///
     /// # Errors
-    /// [`Error::Replay`] if an op is not a known command or fails; the state
-    /// may then hold the ops before it.
+    /// [`Error::Replay`] if an op is not a known command or fails.
     pub fn apply_record(&self, record: &Record) -> Result<()> {
+        self.apply_record_with(record, &mut NoJournal)
+    }
+
+    /// Re-applies a record produced by an engine (WAL replay, or a replica
+    /// applying its primary's stream) and hands `record` itself, unchanged,
+    /// to `journal`.
+    ///
+    /// Every op of the record runs in its own database (`Op::db`) in one
+    /// execution context, under the locks of the union of the shards the
+    /// ops touch, and the record reaches `journal` before those locks are
+    /// released. So a reader never sees part of a MULTI/EXEC record, and a
+    /// barrier that locks every shard (like [`Engine::begin_snapshot`])
+    /// sees every record the journal has and none that it lacks — a replica
+    /// that journals with its primary's LSNs can snapshot at a LSN exactly
+    /// as a primary does.
+    ///
+    /// Replay never expires keys lazily, never evicts, ignores
+    /// [`Engine::set_write_block`] and produces no keyspace events and no
+    /// effects of its own: the record's own `DEL`s do the expiring, so the
+    /// result equals the state of the run that produced the records. This
+    /// holds in replica mode too ([`Engine::set_replica_mode`]).
+    ///
+    /// # Errors
+    /// - [`Error::Replay`] if an op is not a known command or fails. The ops
+    ///   before the failing one stay applied (an op that does not decode
+    ///   into a command fails before anything is applied), and nothing is
+    ///   journalled: the state and the log it is replayed from diverge, and
+    ///   a replica must resynchronise.
+    /// - [`Error::Journal`] if `journal` refused the record; the record is
+    ///   applied in memory but not journalled.
+    pub fn apply_record_with(&self, record: &Record, journal: &mut dyn Journal) -> Result<()> {
         let owned: Vec<Vec<&[u8]>> =
             record.ops.iter().map(|op| op.argv.iter().map(|a| a.0.as_slice()).collect()).collect();
-        // Ops of one record may name different databases; they are applied
-        // one by one, each under its own locks.
+        let mut cmds = Vec::with_capacity(owned.len());
         for (i, (op, argv)) in record.ops.iter().zip(&owned).enumerate() {
             let db = op.db as usize;
             if db >= self.0.databases || argv.is_empty() {
@@ -669,13 +734,16 @@ impl Engine {
             if !spec.arity_ok(argv.len()) {
                 return Err(Error::Replay { op: i, command: op.name(), reply: "wrong number of arguments".into() });
             }
-            let cmds = [(spec, argv.as_slice())];
-            let batch = self.run_batch(db, false, &cmds, &mut NoJournal, true, None);
-            if let Some(Reply::Error(e)) = batch.replies.first() {
-                return Err(Error::Replay { op: i, command: op.name(), reply: e.to_string() });
-            }
+            cmds.push(BatchCmd { spec, argv: argv.as_slice(), db: Some(db) });
         }
-        Ok(())
+        let batch = self.run_batch(0, false, &cmds, journal, Run::Replay { record });
+        if let Some((i, Reply::Error(e))) = batch.replies.iter().enumerate().find(|(_, r)| r.is_error()) {
+            return Err(Error::Replay { op: i, command: record.ops[i].name(), reply: e.to_string() });
+        }
+        match batch.journal_error {
+            Some(message) => Err(Error::Journal(message)),
+            None => Ok(()),
+        }
     }
 
     /// Runs a command as a client would but with the time-dependent and
@@ -801,6 +869,43 @@ impl Engine {
         *slot = message;
     }
 
+    /// Switches replica mode on (this engine holds a replica's data) or off
+    /// (promotion to primary).
+    ///
+    /// A replica never changes its data on its own: every change comes from
+    /// its primary's records through [`Engine::apply_record_with`];
+    /// otherwise its log would get records the primary does not have and
+    /// the LSNs would diverge. So in replica mode, as in Redis 7:
+    ///
+    /// - a key past its deadline reads as absent (GET nil, EXISTS 0, TTL
+    ///   -2, TYPE none; KEYS, SCAN and RANDOMKEY skip it) but stays in
+    ///   memory and in DBSIZE: no `DEL` is journalled, no `expired` event
+    ///   is produced, and the primary's `DEL` removes it;
+    /// - [`Engine::active_expire_cycle`] does nothing;
+    /// - `maxmemory` is not enforced: nothing is evicted and no command is
+    ///   refused with OOM (Redis' `replica-ignore-maxmemory yes`).
+    ///
+    /// Re-applying records is the same in both modes. Refusing clients'
+    /// writes (Redis' READONLY) is the embedder's job, for example with
+    /// [`Engine::set_write_block`]; a write it lets through anyway deletes
+    /// and journals an expired key it touches as a primary does, so the
+    /// replica's log stays equal to its memory.
+    ///
+    /// Switching off resumes normal expiry: expired keys are then deleted
+    /// lazily and actively, and the deletions journalled, as usual.
+    /// Switching locks every shard, so each command, active expiry step
+    /// and eviction runs wholly in one mode.
+    pub fn set_replica_mode(&self, on: bool) {
+        let guards: Vec<_> = self.0.shards.iter().map(|s| s.lock()).collect();
+        self.0.replica.store(on, Ordering::Relaxed);
+        drop(guards);
+    }
+
+    /// Whether replica mode is on (see [`Engine::set_replica_mode`]).
+    pub fn replica_mode(&self) -> bool {
+        self.0.replica.load(Ordering::Relaxed)
+    }
+
     /// The engine's clock.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.0.clock
@@ -819,6 +924,28 @@ impl Engine {
 
 fn plain(reply: Reply) -> Outcome {
     Outcome { reply, events: Vec::new(), changed: 0 }
+}
+
+/// One command of a batch.
+struct BatchCmd<'c> {
+    spec: &'static CommandSpec,
+    argv: &'c [&'c [u8]],
+    /// The database this command runs in, for replayed ops (each carries
+    /// its own); `None` keeps the batch's current one, which a SELECT inside
+    /// MULTI may have changed.
+    db: Option<usize>,
+}
+
+/// Whose commands a batch runs, which decides what is journalled.
+#[derive(Clone, Copy)]
+enum Run<'a> {
+    /// A client's command or MULTI/EXEC block: effects are recorded and
+    /// journalled as a new record. EXEC passes its WATCHed keys that had a
+    /// TTL, whose expiry aborts the block.
+    Client { watched_expiry: Option<&'a [(usize, &'a [u8], u64)]> },
+    /// An existing record re-applied: no lazy expiry, eviction or effects;
+    /// the record itself is journalled if every op applied.
+    Replay { record: &'a Record },
 }
 
 struct Batch {
@@ -858,4 +985,206 @@ fn unknown_command(argv: &[&[u8]]) -> Reply {
     let name: String = String::from_utf8_lossy(argv[0]).chars().take(128).collect();
     let msg = format!("ERR unknown command '{name}', with args beginning with: {args}");
     Reply::error(msg.replace(['\r', '\n'], " "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{bulk, bulks};
+
+    /// Runs `words` in `session` with no journal.
+    fn q(engine: &Engine, session: &mut Session, words: &[&str]) -> Reply {
+        let argv: Vec<&[u8]> = words.iter().map(|w| w.as_bytes()).collect();
+        engine.execute(session, &argv)
+    }
+
+    fn op(db: usize, words: &[&str]) -> Op {
+        let argv: Vec<&[u8]> = words.iter().map(|w| w.as_bytes()).collect();
+        Op::new(db, &argv)
+    }
+
+    #[test]
+    fn a_multi_record_applies_in_one_step_and_is_journalled_once() -> Result<()> {
+        let engine = Engine::default();
+        let record = Record {
+            ops: vec![
+                op(0, &["SET", "a", "1"]),
+                op(3, &["SET", "b", "2"]),
+                op(0, &["RPUSH", "l", "x", "y"]),
+                op(3, &["SADD", "s", "m"]),
+                op(3, &["MOVE", "s", "0"]),
+                op(0, &["HSET", "h", "f", "v"]),
+            ],
+            time_ms: 42,
+        };
+        let shards: std::collections::BTreeSet<usize> =
+            ["a", "b", "l", "s", "h"].iter().map(|k| engine.0.shard_of(hash(k.as_bytes()))).collect();
+        assert!(shards.len() >= 3, "the record should span several shards: {shards:?}");
+
+        let mut log = Vec::new();
+        engine.apply_record_with(&record, &mut |r: &Record| {
+            log.push(r.clone());
+            Ok(())
+        })?;
+        assert_eq!(log, [record]);
+
+        let mut s = engine.session();
+        assert_eq!(q(&engine, &mut s, &["GET", "a"]), bulk("1"));
+        assert_eq!(q(&engine, &mut s, &["LRANGE", "l", "0", "-1"]), Reply::Array(vec![bulk("x"), bulk("y")]));
+        assert_eq!(q(&engine, &mut s, &["SISMEMBER", "s", "m"]), Reply::Int(1));
+        assert_eq!(q(&engine, &mut s, &["HGET", "h", "f"]), bulk("v"));
+        q(&engine, &mut s, &["SELECT", "3"]);
+        assert_eq!(q(&engine, &mut s, &["GET", "b"]), bulk("2"));
+        assert_eq!(q(&engine, &mut s, &["EXISTS", "s", "a"]), Reply::Int(0));
+        Ok(())
+    }
+
+    #[test]
+    fn readers_never_see_part_of_a_replayed_multi_record() -> Result<()> {
+        let engine = Engine::default();
+        let writer = {
+            let engine = engine.clone();
+            std::thread::spawn(move || -> Result<()> {
+                for i in 0..20_000 {
+                    let v = i.to_string();
+                    let record = Record { ops: vec![op(0, &["SET", "a", &v]), op(3, &["SET", "b", &v])], time_ms: 0 };
+                    engine.apply_record_with(&record, &mut NoJournal)?;
+                }
+                Ok(())
+            })
+        };
+        let mut s = engine.session();
+        let mut reads = 0;
+        while !writer.is_finished() && reads < 100_000 {
+            for words in [&["MULTI"][..], &["SELECT", "0"], &["GET", "a"], &["SELECT", "3"], &["GET", "b"]] {
+                q(&engine, &mut s, words);
+            }
+            let Reply::Array(replies) = q(&engine, &mut s, &["EXEC"]) else {
+                panic!("EXEC did not run");
+            };
+            assert_eq!(replies[1], replies[3], "a reader saw half a record");
+            reads += 1;
+        }
+        writer.join().expect("writer panicked")
+    }
+
+    #[test]
+    fn a_failing_op_is_a_replay_error_and_nothing_is_journalled() {
+        let engine = Engine::default();
+        let mut log = Vec::new();
+        let mut journal = |r: &Record| {
+            log.push(r.clone());
+            Ok(())
+        };
+        let record = Record {
+            ops: vec![op(0, &["SET", "k", "v"]), op(0, &["LPUSH", "k", "x"]), op(0, &["SET", "after", "1"])],
+            time_ms: 0,
+        };
+        let e = engine.apply_record_with(&record, &mut journal);
+        assert!(matches!(&e, Err(Error::Replay { op: 1, command, .. }) if command == "LPUSH"), "{e:?}");
+
+        // An op that is no command fails before anything is applied.
+        let record = Record { ops: vec![op(0, &["SET", "x", "1"]), op(0, &["NOPE"])], time_ms: 0 };
+        let e = engine.apply_record_with(&record, &mut journal);
+        assert!(matches!(&e, Err(Error::Replay { op: 1, command, .. }) if command == "NOPE"), "{e:?}");
+        let record = Record { ops: vec![op(99, &["SET", "x", "1"])], time_ms: 0 };
+        assert!(matches!(engine.apply_record_with(&record, &mut journal), Err(Error::Replay { op: 0, .. })));
+        assert!(log.is_empty(), "{log:?}");
+
+        // The ops before the failing one stay applied, the ones after it
+        // do not.
+        let mut s = engine.session();
+        assert_eq!(q(&engine, &mut s, &["GET", "k"]), bulk("v"));
+        assert_eq!(q(&engine, &mut s, &["EXISTS", "after", "x"]), Reply::Int(0));
+    }
+
+    /// Runs `words` in `t`'s session, journalling into `t.log`.
+    fn run_out(t: &mut crate::testutil::T, words: &[&str]) -> Outcome {
+        let argv: Vec<&[u8]> = words.iter().map(|w| w.as_bytes()).collect();
+        let log = &mut t.log;
+        let mut journal = |r: &Record| {
+            log.push(r.clone());
+            Ok(())
+        };
+        t.engine.execute_with(&mut t.session, &argv, &mut journal)
+    }
+
+    #[test]
+    fn a_replica_reads_expired_keys_as_absent_and_deletes_nothing() {
+        let mut t = crate::testutil::T::new();
+        t.ok(&["SET", "s", "v", "PX", "100"]);
+        t.ok(&["HSET", "h", "f", "v"]);
+        t.ok(&["RPUSH", "l", "a"]);
+        t.ok(&["SADD", "st", "m"]);
+        t.ok(&["ZADD", "z", "1", "m"]);
+        for k in ["h", "l", "st", "z"] {
+            t.ok(&["PEXPIRE", k, "100"]);
+        }
+        t.ok(&["SET", "live", "v"]);
+        t.clock.advance(200);
+        t.engine.set_replica_mode(true);
+        assert!(t.engine.replica_mode());
+        t.engine.set_notify_flags(crate::notify::KEYSPACE | crate::notify::ALL);
+        let journalled = t.log.len();
+
+        let none = || Reply::Simple("none".into());
+        let empty = || Reply::Array(vec![]);
+        let reads: Vec<(&[&str], Reply)> = vec![
+            (&["GET", "s"], Reply::Nil),
+            (&["STRLEN", "s"], Reply::Int(0)),
+            (&["EXISTS", "s", "h", "l", "st", "z"], Reply::Int(0)),
+            (&["TTL", "s"], Reply::Int(-2)),
+            (&["PTTL", "h"], Reply::Int(-2)),
+            (&["TYPE", "s"], none()),
+            (&["TYPE", "z"], none()),
+            (&["HGET", "h", "f"], Reply::Nil),
+            (&["HLEN", "h"], Reply::Int(0)),
+            (&["LRANGE", "l", "0", "-1"], empty()),
+            (&["SISMEMBER", "st", "m"], Reply::Int(0)),
+            (&["ZSCORE", "z", "m"], Reply::Nil),
+            (&["DUMP", "s"], Reply::Nil),
+            (&["OBJECT", "ENCODING", "l"], Reply::Nil),
+            (&["KEYS", "*"], bulks(&["live"])),
+            (&["SCAN", "0", "COUNT", "1000"], Reply::Array(vec![bulk("0"), bulks(&["live"])])),
+            (&["RANDOMKEY"], bulk("live")),
+            (&["GET", "live"], bulk("v")),
+            (&["TYPE", "live"], Reply::Simple("string".into())),
+            (&["DBSIZE"], Reply::Int(6)),
+        ];
+        for (words, want) in reads {
+            let out = run_out(&mut t, words);
+            assert_eq!(out.reply, want, "{words:?}");
+            assert!(out.events.is_empty(), "{words:?}: {:?}", out.events);
+        }
+        for words in [&["MULTI"][..], &["GET", "s"], &["EXISTS", "h"]] {
+            run_out(&mut t, words);
+        }
+        assert_eq!(run_out(&mut t, &["EXEC"]).reply, Reply::Array(vec![Reply::Nil, Reply::Int(0)]));
+        assert_eq!(t.log.len(), journalled, "a replica journalled {:?}", &t.log[journalled..]);
+        assert_eq!(t.engine.stats().expired_keys, 0);
+        assert_eq!(t.engine.dbsize(0), 6);
+
+        // Promoted: the next read deletes the key and journals the DEL.
+        t.engine.set_replica_mode(false);
+        let out = run_out(&mut t, &["GET", "s"]);
+        assert_eq!(out.reply, Reply::Nil);
+        assert_eq!(t.log.len(), journalled + 1);
+        assert_eq!(t.last_ops(), [["DEL", "s"]]);
+        assert_eq!(out.events.iter().map(|e| e.event).collect::<Vec<_>>(), ["expired"]);
+        assert_eq!(t.engine.stats().expired_keys, 1);
+        assert_eq!(t.engine.dbsize(0), 5);
+        t.check_replay();
+    }
+
+    #[test]
+    fn a_refused_record_is_a_journal_error_but_applied() {
+        let engine = Engine::default();
+        // Replay is not a client write: a write block does not stop it.
+        engine.set_write_block(Some("MISCONF blocked".into()));
+        let mut refusing = |_: &Record| Err(JournalError { message: "MISCONF disk full".into() });
+        let record = Record { ops: vec![op(0, &["SET", "k", "v"])], time_ms: 0 };
+        let e = engine.apply_record_with(&record, &mut refusing);
+        assert!(matches!(&e, Err(Error::Journal(m)) if m == "MISCONF disk full"), "{e:?}");
+        assert_eq!(q(&engine, &mut engine.session(), &["GET", "k"]), bulk("v"));
+    }
 }

@@ -2,7 +2,7 @@
 //!
 //! Command errors are not here: a command that fails answers an error
 //! [`Reply`](crate::Reply), exactly as Redis does. These are the errors of
-//! decoding persisted records and re-applying them.
+//! decoding persisted records and re-applying (and re-journalling) them.
 
 /// The engine's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -36,4 +36,10 @@ pub enum Error {
         /// The error reply the engine gave.
         reply: String,
     },
+    /// The journal refused a re-applied record
+    /// ([`Engine::apply_record_with`](crate::Engine::apply_record_with)):
+    /// the record is applied in memory but was not journalled. The message
+    /// is the journal's error reply text.
+    #[error("journalling a replayed record failed: {0}")]
+    Journal(String),
 }

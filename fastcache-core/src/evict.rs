@@ -145,10 +145,14 @@ impl Inner {
 /// if that is impossible (policy `noeviction`, or nothing left to evict).
 /// An `evicted` event per evicted key goes to `events` when that class is
 /// enabled, also when the function then fails.
+///
+/// In replica mode it does nothing and succeeds: a replica deletes no key
+/// on its own, and its primary decides what is evicted (Redis'
+/// `replica-ignore-maxmemory yes`).
 pub(crate) fn make_room(engine: &Engine, journal: &mut dyn Journal, events: &mut Vec<Event>) -> bool {
     let inner = &*engine.0;
     let max = inner.maxmemory.load(Ordering::Relaxed);
-    if max == 0 || inner.used() <= max {
+    if max == 0 || inner.used() <= max || inner.replica.load(Ordering::Relaxed) {
         return true;
     }
     let policy = EvictionPolicy::from_u8(inner.policy.load(Ordering::Relaxed));
@@ -161,7 +165,7 @@ pub(crate) fn make_room(engine: &Engine, journal: &mut dyn Journal, events: &mut
         (flags & notify::EVICTED != 0 && flags & (notify::KEYSPACE | notify::KEYEVENT) != 0).then_some(events);
     // Bounded: a write never spends unbounded time evicting.
     for _ in 0..10_000 {
-        if inner.used() <= max {
+        if inner.used() <= max || inner.replica.load(Ordering::Relaxed) {
             return true;
         }
         if !evict_one(inner, policy, &mut rng, journal, events.as_deref_mut()) {
@@ -229,6 +233,11 @@ fn evict_one(
         return false;
     };
     let mut shard = inner.shards[si].lock();
+    // The engine became a replica's since `make_room` looked: evict
+    // nothing, and let it see the mode and stop.
+    if inner.replica.load(Ordering::Relaxed) {
+        return true;
+    }
     let h = hash(&key);
     shard.before_write(dbi, h, &key);
     let Some(old) = shard.dbs[dbi].remove(h, &key) else {
@@ -280,6 +289,44 @@ mod tests {
             }
         }
         panic!("nothing was evicted");
+    }
+
+    #[test]
+    fn a_replica_neither_evicts_nor_refuses_over_maxmemory() {
+        let t = crate::testutil::T::new();
+        t.engine.set_maxmemory(50_000);
+        t.engine.set_maxmemory_policy(EvictionPolicy::AllKeysRandom);
+        t.engine.set_replica_mode(true);
+        let value = "x".repeat(1000);
+        let journalled = std::cell::Cell::new(0u64);
+        let mut journal = |_: &Record| {
+            journalled.set(journalled.get() + 1);
+            Ok(())
+        };
+        for i in 0..200 {
+            let key = format!("k{i}");
+            let record = Record { ops: vec![Op::new(0, &[b"SET", key.as_bytes(), value.as_bytes()])], time_ms: 0 };
+            t.engine.apply_record_with(&record, &mut journal).expect("a replica applies over maxmemory");
+        }
+        assert_eq!(journalled.get(), 200);
+        assert!(t.engine.used_memory() > t.engine.maxmemory());
+        let mut events = Vec::new();
+        assert!(make_room(&t.engine, &mut journal, &mut events));
+        t.engine.set_maxmemory_policy(EvictionPolicy::NoEviction);
+        assert!(make_room(&t.engine, &mut journal, &mut events), "a replica answers no OOM");
+        assert_eq!(journalled.get(), 200);
+        assert_eq!(t.engine.stats().evicted_keys, 0);
+        assert_eq!(t.engine.dbsize(0), 200);
+
+        // Promoted: the limit holds again.
+        t.engine.set_replica_mode(false);
+        assert!(!make_room(&t.engine, &mut journal, &mut events), "noeviction over the limit");
+        t.engine.set_maxmemory_policy(EvictionPolicy::AllKeysRandom);
+        assert!(make_room(&t.engine, &mut journal, &mut events));
+        assert!(t.engine.used_memory() <= t.engine.maxmemory());
+        let evicted = t.engine.stats().evicted_keys;
+        assert!(evicted > 0);
+        assert_eq!(journalled.get(), 200 + evicted);
     }
 
     #[test]

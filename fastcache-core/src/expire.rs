@@ -1,6 +1,7 @@
 //! Active expiry: a periodic, sampled sweep so that expired keys nobody
 //! reads do not pile up (Redis' `activeExpireCycle`, simplified).
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, Journal};
@@ -31,17 +32,27 @@ impl Engine {
     /// expired, within `budget`. Each deletion is journalled as a `DEL`
     /// while its shard is locked. The server calls this about ten times a
     /// second.
+    ///
+    /// In replica mode ([`Engine::set_replica_mode`]) it deletes nothing:
+    /// the primary's `DEL`s expire a replica's keys.
     pub fn active_expire_cycle(&self, journal: &mut dyn Journal, budget: Duration) -> ExpireReport {
         let inner = &*self.0;
         let start = Instant::now();
         let mut report = ExpireReport::default();
+        if inner.replica.load(Ordering::Relaxed) {
+            return report;
+        }
         let nshards = inner.shards.len();
         let first = fastrand::usize(..nshards);
-        let flags = inner.notify_flags.load(std::sync::atomic::Ordering::Relaxed);
+        let flags = inner.notify_flags.load(Ordering::Relaxed);
         let notify = flags & notify::EXPIRED != 0 && flags & (notify::KEYSPACE | notify::KEYEVENT) != 0;
         for off in 0..nshards {
             let si = (first + off) % nshards;
             let mut shard = inner.shards[si].lock();
+            // Checked again under the lock: the mode may have changed since.
+            if inner.replica.load(Ordering::Relaxed) {
+                return report;
+            }
             for dbi in 0..shard.dbs.len() {
                 loop {
                     if start.elapsed() > budget {
@@ -108,6 +119,7 @@ mod tests {
 
     use crate::engine::NoJournal;
     use crate::notify;
+    use crate::record::Record;
     use crate::testutil::T;
 
     #[test]
@@ -132,5 +144,34 @@ mod tests {
         assert_eq!(r.events.len(), 1);
         let e = &r.events[0];
         assert_eq!((e.class, e.event, e.db, e.key.as_slice()), (notify::EXPIRED, "expired", 3, &b"d"[..]));
+    }
+
+    #[test]
+    fn active_expiry_deletes_nothing_in_replica_mode() {
+        let mut t = T::new();
+        t.run(&["SET", "a", "1", "PX", "10"]);
+        t.run(&["SELECT", "3"]);
+        t.run(&["SET", "b", "1", "PX", "10"]);
+        t.clock.advance(20);
+        t.engine.set_replica_mode(true);
+        let mut log = Vec::new();
+        let mut journal = |r: &Record| {
+            log.push(r.clone());
+            Ok(())
+        };
+        let r = t.engine.active_expire_cycle(&mut journal, Duration::from_secs(5));
+        assert_eq!((r.sampled, r.expired), (0, 0));
+        assert!(log.is_empty(), "{log:?}");
+        assert_eq!((t.engine.dbsize(0), t.engine.dbsize(3)), (1, 1));
+
+        t.engine.set_replica_mode(false);
+        let mut journal = |r: &Record| {
+            log.push(r.clone());
+            Ok(())
+        };
+        let r = t.engine.active_expire_cycle(&mut journal, Duration::from_secs(5));
+        assert_eq!(r.expired, 2);
+        assert_eq!(log.iter().map(|r| r.ops.len()).sum::<usize>(), 2);
+        assert_eq!((t.engine.dbsize(0), t.engine.dbsize(3)), (0, 0));
     }
 }

@@ -5,8 +5,8 @@
 //! `maxmemory`, and MULTI/EXEC/WATCH, executing Redis commands given as
 //! argument vectors and answering typed [`Reply`] values with Redis 7's
 //! semantics and error strings. The server, WAL replay and replication all
-//! go through [`Engine::execute_with`] / [`Engine::apply_record`], one code
-//! path.
+//! go through [`Engine::execute_with`] / [`Engine::apply_record_with`], one
+//! code path.
 //!
 //! What it is not: it does no I/O, knows no protocol and starts no
 //! threads. Time comes from a [`Clock`]; persistence plugs in as a
