@@ -23,6 +23,11 @@ pub fn server_arity(name: &str) -> Option<i32> {
         "bgsave" => -1,
         "auth" | "client" | "config" | "debug" | "subscribe" | "psubscribe" | "pubsub" => -2,
         "publish" => 3,
+        "replconf" | "role" => -1,
+        "sync" => 1,
+        "psync" => -3,
+        "replicaof" | "slaveof" | "wait" => 3,
+        "waitaof" => 4,
         _ => return None,
     })
 }
@@ -69,7 +74,16 @@ pub fn sync_server_command(conn: &mut Conn, argv: &[&[u8]]) -> Reply {
         "command" => crate::command::command_command(conn, argv),
         "publish" => crate::pubsub::publish_command(conn, argv),
         "pubsub" => crate::pubsub::pubsub_command(conn, argv),
-        "debug" => Reply::err("ERR DEBUG subcommand not supported by FastCache (only DEBUG SLEEP)"),
+        "debug" if argv.len() == 2 && argv[1].eq_ignore_ascii_case(b"digest") => {
+            Reply::Simple(format!("{:040x}", conn.shared.engine.digest()).into())
+        }
+        "debug" => Reply::err("ERR DEBUG subcommand not supported by FastCache (only DEBUG SLEEP and DEBUG DIGEST)"),
+        "replconf" => crate::replication::replconf_command(conn, argv),
+        "replicaof" | "slaveof" => crate::replication::replicaof_command(&conn.shared.clone(), argv),
+        "role" if argv.len() != 1 => errors::wrong_args("role"),
+        "role" => crate::replication::role_reply(&conn.shared),
+        "wait" | "waitaof" => crate::replication::wait_now(conn, argv),
+        "psync" | "sync" => Reply::err("ERR Command not allowed inside a transaction"),
         // Subscription commands inside MULTI: their replies are pushed
         // frames; EXEC gets a placeholder for each.
         "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe" => {

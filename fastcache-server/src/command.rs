@@ -989,6 +989,14 @@ zunion | -3 | 0 0 0 | readonly movablekeys | @read @sortedset @slow | - | sorted
 zunionstore | -4 | 1 1 1 | write denyoom movablekeys | @write @sortedset @slow | - | sorted-set | 2.0.0 | O(N)+O(M log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set. | Add multiple sorted sets and store the resulting sorted set in a new key
   key OW,update | index 1 | range 0 1 0
   key RO,access | index 2 | keynum 0 1 1
+replicaof | 3 | 0 0 0 | admin noscript stale no_async_loading | @admin @slow @dangerous | - | server | 5.0.0 | O(1) | Make the server a replica of another instance, or promote it as master.
+slaveof | 3 | 0 0 0 | admin noscript stale no_async_loading | @admin @slow @dangerous | - | server | 1.0.0 | O(1) | Make the server a replica of another instance, or promote it as master.
+role | 1 | 0 0 0 | noscript loading stale fast | @admin @fast @dangerous | - | server | 2.8.12 | O(1) | Return the role of the instance in the context of replication
+wait | 3 | 0 0 0 | noscript | @slow @connection | request_policy:all_shards response_policy:agg_min | generic | 3.0.0 | O(1) | Wait for the synchronous replication of all the write commands sent in the context of the current connection
+waitaof | 4 | 0 0 0 | noscript | @slow @connection | request_policy:all_shards response_policy:agg_min | generic | 7.2.0 | O(1) | Wait for all write commands sent by the client to be fsynced to the AOF in the local host and/or replicas
+replconf | -1 | 0 0 0 | admin noscript loading stale allow_busy | @admin @slow @dangerous | - | server | 3.0.0 | O(1) | An internal command for configuring the replication stream
+psync | -3 | 0 0 0 | admin noscript no_async_loading no_multi | @admin @slow @dangerous | - | server | 2.8.0 | O(1) | An internal command used in replication
+sync | 1 | 0 0 0 | admin noscript no_async_loading no_multi | @admin @slow @dangerous | - | server | 1.0.0 | O(1) | An internal command used in replication
 "#;
 
 #[cfg(test)]

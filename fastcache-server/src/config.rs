@@ -63,6 +63,11 @@ pub struct Config {
     /// What opening the WAL does with damage in the middle of the log.
     pub wal_recovery: fastcache_wal::RecoveryMode,
     pub wal_segment_size: u64,
+    /// `FASTCACHE_REPLICAOF`: start as a replica of this primary.
+    pub replicaof: Option<(String, u16)>,
+    /// `FASTCACHE_MASTERAUTH`: the password this node's replication link
+    /// sends to its primary.
+    pub masterauth: Option<String>,
 }
 
 /// One documented variable: name, default (as text), what it accepts.
@@ -127,6 +132,16 @@ pub const VARS: &[Var] = &[
         default: "strict",
         help: "strict | point-in-time | skip-corrupted: damage in the middle of the WAL stops the start (strict), \
                or keeps the records before it (point-in-time) or all valid ones (skip-corrupted), losing the rest",
+    },
+    Var {
+        name: "FASTCACHE_REPLICAOF",
+        default: "",
+        help: "host:port of a primary to replicate from at start (empty: start as a primary)",
+    },
+    Var {
+        name: "FASTCACHE_MASTERAUTH",
+        default: "",
+        help: "password the replication link sends to the primary (its FASTCACHE_REQUIREPASS)",
     },
     Var {
         name: "SNAPSHOT_RETAIN_COUNT",
@@ -276,12 +291,25 @@ impl Config {
             wal_segment_size: parse(get("FASTCACHE_WAL_SEGMENT_SIZE"), |s| {
                 parse_size(s).filter(|n| (1 << 20..=4 << 30).contains(n))
             })?,
+            replicaof: parse(get("FASTCACHE_REPLICAOF"), |s| match s.trim() {
+                "" => Some(None),
+                hp => parse_host_port(hp).map(Some),
+            })?,
+            masterauth: nonempty(&get("FASTCACHE_MASTERAUTH").1),
         };
         let dir = get("BACKUP_DIR").1;
         c.backup_dir =
             if dir.trim().is_empty() { c.persistence_dir.join("backups") } else { PathBuf::from(dir.trim()) };
         Ok(c)
     }
+}
+
+/// `host:port` (the host non-empty, the port 1-65535).
+fn parse_host_port(s: &str) -> Option<(String, u16)> {
+    let (host, port) = s.rsplit_once(':')?;
+    let port: u16 = port.parse().ok().filter(|&p| p > 0)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty()).then(|| (host.to_string(), port))
 }
 
 impl Config {
@@ -373,6 +401,19 @@ mod tests {
         assert_eq!(addr(Some("OFF")), Ok(None));
         for bad in ["", "9121", "localhost:9121", "127.0.0.1", "127.0.0.1:70000", "no"] {
             assert_eq!(addr(Some(bad)), Err("FASTCACHE_METRICS_ADDR"), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn replicaof() {
+        let of =
+            |v: &str| Config::from_map(&env(&[("FASTCACHE_REPLICAOF", v)])).map(|c| c.replicaof).map_err(|e| e.var);
+        assert_eq!(of(""), Ok(None));
+        assert_eq!(of("127.0.0.1:7000"), Ok(Some(("127.0.0.1".into(), 7000))));
+        assert_eq!(of("primary.local:6379"), Ok(Some(("primary.local".into(), 6379))));
+        assert_eq!(of("[::1]:6379"), Ok(Some(("::1".into(), 6379))));
+        for bad in ["7000", "host:", ":7000", "host:0", "host:70000", "host:port"] {
+            assert_eq!(of(bad), Err("FASTCACHE_REPLICAOF"), "{bad:?}");
         }
     }
 

@@ -32,6 +32,8 @@ pub enum Flow {
     Continue,
     /// Send what is buffered, then close.
     Close,
+    /// Send what is buffered, then give the socket to replication (PSYNC).
+    HandOff,
 }
 
 /// The state of one connection.
@@ -60,6 +62,13 @@ pub struct Conn {
     /// `WAL_FSYNC=always` no reply of the batch is written before it is
     /// durable.
     batch_lsn: u64,
+    /// The highest LSN this connection's writes appended (WAIT, WAITAOF).
+    pub last_write_lsn: u64,
+    /// What a replica said in its handshake (`REPLCONF listening-port`,
+    /// `REPLCONF fastcache-protocol`), and its `PSYNC`.
+    pub repl_port: u16,
+    pub repl_protocol: Option<u32>,
+    pub psync: Option<crate::replication::PsyncRequest>,
 }
 
 /// Commands that may make a client wait.
@@ -90,6 +99,14 @@ pub(crate) const SERVER_COMMANDS: &[&str] = &[
     "punsubscribe",
     "publish",
     "pubsub",
+    "replconf",
+    "psync",
+    "sync",
+    "replicaof",
+    "slaveof",
+    "role",
+    "wait",
+    "waitaof",
 ];
 
 /// Commands allowed while a RESP2 client is subscribed.
@@ -183,6 +200,10 @@ pub async fn serve(stream: TcpStream, addr: SocketAddr, shared: Arc<Shared>) {
         multi_engine: 0,
         batch_lsn: 0,
         reply_error: false,
+        last_write_lsn: 0,
+        repl_port: 0,
+        repl_protocol: None,
+        psync: None,
     };
     conn.run(stream, rx).await;
     crate::pubsub::unsubscribe_all(&mut conn);
@@ -251,6 +272,9 @@ impl Conn {
                 self.shared.stats.net_input_bytes.fetch_add(input_bytes, Ordering::Relaxed);
             }
             let lsn = std::mem::take(&mut self.batch_lsn);
+            if lsn > 0 {
+                self.shared.replication.on_append();
+            }
             if let Some(p) = self.shared.persistence() {
                 if p.sync_replies() && p.wait_durable(lsn).await.is_err() {
                     // The batch's writes are applied in memory but not
@@ -272,6 +296,23 @@ impl Conn {
                 if self.out.capacity() > 1 << 20 {
                     self.out.shrink_to(1024);
                 }
+            }
+            if flow == Flow::HandOff {
+                if let Some(req) = self.psync.take() {
+                    let leftover = std::mem::take(&mut buf);
+                    match rd
+                        .reunite(wr)
+                        .map_err(|e| e.to_string())
+                        .and_then(|s| s.into_std().map_err(|e| e.to_string()))
+                    {
+                        Ok(stream) => {
+                            let _ = stream.set_nonblocking(false);
+                            crate::replication::hand_off(self.shared.clone(), stream, leftover, req);
+                        }
+                        Err(e) => tracing::warn!("cannot hand the connection to replication: {e}"),
+                    }
+                }
+                return;
             }
             if flow == Flow::Close || self.info.killed.load(Ordering::Acquire) {
                 return;
@@ -377,7 +418,15 @@ impl Conn {
         }
 
         let is_server = SERVER_COMMANDS.contains(&name);
-        if name == "save" && self.session.in_multi() {
+        if self.shared.replication.is_replica() && self.shared.engine.command(argv[0]).is_some_and(|s| s.is_write()) {
+            if self.session.in_multi() {
+                self.session.flag_multi_error();
+            }
+            self.reply(&Reply::err(crate::replication::READONLY_ERROR));
+            crate::metrics::count_command(name, true);
+            return Flow::Continue;
+        }
+        if matches!(name, "save" | "psync" | "sync") && self.session.in_multi() {
             self.session.flag_multi_error();
             self.reply(&Reply::err("ERR Command not allowed inside a transaction"));
             crate::metrics::count_command(name, true);
@@ -425,6 +474,7 @@ impl Conn {
         let mut journal = WalJournal::new(shared.persistence().map(|p| &**p));
         let outcome = shared.engine.execute_with(&mut self.session, argv, &mut journal);
         self.batch_lsn = self.batch_lsn.max(journal.last_lsn);
+        self.last_write_lsn = self.last_write_lsn.max(journal.last_lsn);
         let mut reply = outcome.reply;
         if was_multi {
             match name {
@@ -453,6 +503,7 @@ impl Conn {
                 // appended so far covers it.
                 if let Some(p) = shared.persistence() {
                     self.batch_lsn = self.batch_lsn.max(p.wal.last_lsn());
+                    self.last_write_lsn = self.last_write_lsn.max(self.batch_lsn);
                 }
                 self.reply(&r);
             }
@@ -521,6 +572,21 @@ impl Conn {
                 self.reply(&r);
                 Flow::Continue
             }
+            "wait" | "waitaof" => {
+                let r = crate::replication::wait_command(self, argv, true).await;
+                self.reply(&r);
+                Flow::Continue
+            }
+            "psync" | "sync" => match crate::replication::psync_command(self, argv) {
+                Ok(req) => {
+                    self.psync = Some(req);
+                    Flow::HandOff
+                }
+                Err(r) => {
+                    self.reply(&r);
+                    Flow::Continue
+                }
+            },
             _ => {
                 let r = crate::admin::sync_server_command(self, argv);
                 self.reply(&r);

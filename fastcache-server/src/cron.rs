@@ -16,6 +16,11 @@ pub async fn run(shared: Arc<Shared>) {
         if shared.loading.is_active() {
             continue;
         }
+        // A replica's keys expire by its primary's DELs: a deletion of its
+        // own would give its WAL a record the primary does not have.
+        if shared.replication.is_replica() {
+            continue;
+        }
         let engine = shared.engine.clone();
         let persistence = shared.persistence().cloned();
         // A quarter of a tick at most, as Redis' slow cycle (25% of CPU).

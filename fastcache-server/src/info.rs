@@ -9,7 +9,6 @@
 //! `fastcache_persistence:disabled` until the persistence layer exists.
 
 use std::fmt::Write as _;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -218,19 +217,6 @@ fn os_line() -> String {
     }
 }
 
-/// A 40-hex-digit replication id, stable for the life of the process
-/// (derived from the run id, since FastCache has no replication yet).
-fn master_replid(run_id: &str) -> String {
-    let mut s = String::with_capacity(48);
-    for i in 0u8..3 {
-        let mut h = DefaultHasher::new();
-        (i, run_id).hash(&mut h);
-        let _ = write!(s, "{:016x}", h.finish());
-    }
-    s.truncate(40);
-    s
-}
-
 fn unix_now() -> Duration {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
 }
@@ -344,6 +330,10 @@ fn section(out: &mut String, conn: &mut Conn, name: &str) {
             line("instantaneous_input_kbps", &kbps(&s.info.input_kbps_x100));
             line("instantaneous_output_kbps", &kbps(&s.info.output_kbps_x100));
             line("rejected_connections", &s.rejected_connections.load(Ordering::Relaxed));
+            let r = &sh.replication;
+            line("sync_full", &r.sync_full.load(Ordering::Relaxed));
+            line("sync_partial_ok", &r.sync_partial_ok.load(Ordering::Relaxed));
+            line("sync_partial_err", &r.sync_partial_err.load(Ordering::Relaxed));
             line("expired_keys", &e.expired_keys);
             line("evicted_keys", &e.evicted_keys);
             line("keyspace_hits", &e.keyspace_hits);
@@ -352,14 +342,9 @@ fn section(out: &mut String, conn: &mut Conn, name: &str) {
             let _ = write!(out, "pubsub_channels:{channels}\r\npubsub_patterns:{patterns}\r\n");
         }
         "replication" => {
-            line("role", &"master");
-            line("connected_slaves", &0);
-            line("master_failover_state", &"no-failover");
-            line("master_replid", &master_replid(&sh.run_id));
-            line("master_replid2", &"0".repeat(40));
-            line("master_repl_offset", &0);
-            line("second_repl_offset", &-1);
-            line("repl_backlog_active", &0);
+            for (k, v) in crate::replication::info_fields(sh) {
+                line(&k, &v);
+            }
         }
         "cpu" => {
             let (user, sys) = cpu_seconds();
@@ -434,15 +419,6 @@ mod tests {
         assert!(wanted(&[b"nope"]).is_empty());
         assert_eq!(wanted(&[b"commandstats"]), vec!["commandstats"]);
         assert_eq!(wanted(&[b"default", b"commandstats"]), SECTIONS.to_vec());
-    }
-
-    #[test]
-    fn replid_is_40_hex_and_stable() {
-        let a = master_replid("abc");
-        assert_eq!(a.len(), 40);
-        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
-        assert_eq!(a, master_replid("abc"));
-        assert_ne!(a, master_replid("abd"));
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod metrics;
 mod params;
 mod persist;
 mod pubsub;
+mod replication;
 mod resp;
 mod server;
 mod snapshots;
@@ -111,6 +112,7 @@ async fn async_main(
     let engine = server::Shared::new_engine(&config);
     let persistent = config.enable_persistence && config.enable_wal;
     let shared = server::Shared::with_engine(config, local.port(), engine, None);
+    replication::register_metrics(&shared);
     if persistent {
         // Crash recovery runs on its own thread while connections are
         // already accepted: commands get -LOADING until it is done, so no
@@ -119,6 +121,7 @@ async fn async_main(
         start_recovery(shared.clone())?;
     } else {
         persist::Persistence::open(&shared.config, &shared.engine, |_| {})?;
+        replication::Replication::init(&shared, None);
     }
     let announce_now = !persistent;
     // Tests and scripts read this line to learn the port when FASTCACHE_PORT=0.
@@ -143,11 +146,7 @@ async fn async_main(
         announce_ready();
     }
     if persistent {
-        tracing::info!(
-            "persistence: {}; incremental backups and node recovery are not implemented yet (their settings are \
-             validated but not acted on)",
-            config.persistence_summary()
-        );
+        tracing::info!("persistence: {}", config.persistence_summary());
     }
     if let Some(l) = metrics {
         tokio::spawn(http::serve(l, shared.clone()));
@@ -193,6 +192,13 @@ fn announce_ready() {
     tracing::info!("ready to accept commands");
 }
 
+/// Ends the process during start-up with a message (log and stderr).
+fn fail_start(msg: &str) -> ! {
+    tracing::error!("{msg}");
+    eprintln!("fastcache-server: {msg}");
+    std::process::exit(1);
+}
+
 /// Runs crash recovery on a thread of its own, then hands the persistence
 /// layer to the server and lifts `-LOADING`. A failure, or recovery
 /// outlasting RECOVERY_TIMEOUT, ends the process with a message saying why
@@ -222,43 +228,87 @@ fn start_recovery(shared: std::sync::Arc<server::Shared>) -> anyhow::Result<()> 
     std::thread::Builder::new()
         .name("fastcache-recovery".into())
         .spawn(move || {
-            let opened = persist::Persistence::open(&shared.config, &shared.engine, |p| shared.loading.update(p));
-            match opened {
-                Ok(Some(p)) => {
-                    p.register(&shared.metrics);
-                    p.register_snapshots(&shared.metrics);
-                    p.register_backups(&shared.metrics);
-                    if p.backups.is_some() {
-                        let bg = p.clone();
-                        if let Err(e) =
-                            std::thread::Builder::new().name("fastcache-backups".into()).spawn(move || bg.run_backups())
-                        {
-                            tracing::error!("cannot start the backup thread ({e}); no incremental backups");
-                        }
-                    }
-                    let _ = shared.persistence.set(p.clone());
-                    if p.snapshots.is_some() {
-                        let bg = p.clone();
-                        if let Err(e) = std::thread::Builder::new()
-                            .name("fastcache-snapshots".into())
-                            .spawn(move || bg.run_background())
-                        {
-                            tracing::error!("cannot start the snapshot thread ({e}); no scheduled snapshots");
-                        }
-                    }
-                    shared.loading.finish();
-                    announce_ready();
-                }
-                Ok(None) => {
-                    shared.loading.finish();
-                    announce_ready();
-                }
-                Err(e) => {
-                    tracing::error!("{e:#}");
-                    eprintln!("fastcache-server: {e:#}");
-                    std::process::exit(1);
+            let config = &shared.config;
+            let state_path = replication::state::path(&config.persistence_dir);
+            let saved = replication::state::load(&state_path).unwrap_or_else(|e| {
+                tracing::warn!("{e}; the data is treated as having no replication history (a replica resyncs fully)");
+                None
+            });
+            let node_recovery = config.enable_node_recovery && config.replicaof.is_some();
+            let [wal_dir, snap_dir] = persist::data_dirs(config);
+            if saved.as_ref().is_some_and(|s| s.syncing) {
+                // The data directory mixes two histories: a full
+                // resynchronisation was cut short.
+                if let Err(e) = persist::move_aside(
+                    &config.persistence_dir,
+                    &[&wal_dir, &snap_dir],
+                    "a full resynchronisation from the primary was interrupted (the data is incomplete)",
+                ) {
+                    fail_start(&format!("{e:#}"));
                 }
             }
+            let mut opened = persist::Persistence::open(config, &shared.engine, |p| shared.loading.update(p));
+            let mut fetched = false;
+            if let (Err(e), true) = (&opened, node_recovery) {
+                let (host, port) = config.replicaof.clone().unwrap_or_default();
+                tracing::error!(
+                    "crash recovery failed: {e:#}. ENABLE_NODE_RECOVERY=true: the data set is fetched from the primary                      {host}:{port} instead"
+                );
+                if let Err(e) = persist::move_aside(
+                    &config.persistence_dir,
+                    &[&wal_dir, &snap_dir],
+                    "node recovery (the local data could not be recovered)",
+                ) {
+                    fail_start(&format!("{e:#}"));
+                }
+                // Whatever recovery loaded before it failed goes.
+                let _ = shared.engine.apply_op(&fastcache_core::Op::new(0, &[b"FLUSHALL"]));
+                opened = persist::Persistence::open(config, &shared.engine, |p| shared.loading.update(p));
+                fetched = true;
+            }
+            let p = match opened {
+                Ok(p) => p,
+                Err(e) => fail_start(&format!("{e:#}")),
+            };
+            if let Some(p) = &p {
+                p.register(&shared.metrics);
+                p.register_snapshots(&shared.metrics);
+                p.register_backups(&shared.metrics);
+                if p.backups.is_some() {
+                    let bg = p.clone();
+                    if let Err(e) =
+                        std::thread::Builder::new().name("fastcache-backups".into()).spawn(move || bg.run_backups())
+                    {
+                        tracing::error!("cannot start the backup thread ({e}); no incremental backups");
+                    }
+                }
+                let _ = shared.persistence.set(p.clone());
+                if p.snapshots.is_some() {
+                    let bg = p.clone();
+                    if let Err(e) =
+                        std::thread::Builder::new().name("fastcache-snapshots".into()).spawn(move || bg.run_background())
+                    {
+                        tracing::error!("cannot start the snapshot thread ({e}); no scheduled snapshots");
+                    }
+                }
+            }
+            let empty = p.as_ref().is_none_or(|p| p.wal.last_lsn() == 0);
+            let start = replication::Replication::init(&shared, saved);
+            if let (Some(link), true) = (start.link, node_recovery && (fetched || empty)) {
+                // Serving an empty data set would look like data loss to
+                // clients: stay -LOADING until the primary's state is here
+                // (RECOVERY_TIMEOUT bounds the wait, see the watchdog).
+                tracing::info!(
+                    primary = %format!("{}:{}", link.host, link.port),
+                    "node recovery: no local data; fetching the data set from the primary before serving"
+                );
+                shared.replication.mark_node_recovery();
+                while !link.synced.load(std::sync::atomic::Ordering::Acquire) {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
+            shared.loading.finish();
+            announce_ready();
         })
         .context("starting crash recovery")?;
     Ok(())

@@ -90,7 +90,7 @@ impl Persistence {
         let dir = config.persistence_dir.join("wal");
         let snap_dir = config.persistence_dir.join("snapshots");
         if !config.enable_crash_recovery {
-            move_aside(&config.persistence_dir, &[&dir, &snap_dir])?;
+            move_aside(&config.persistence_dir, &[&dir, &snap_dir], "ENABLE_CRASH_RECOVERY=false")?;
         }
         let sync = match config.wal_fsync {
             FsyncPolicy::Always => SyncPolicy::Always,
@@ -423,10 +423,10 @@ impl Persistence {
 /// Moves the WAL and snapshot directories aside into a dated folder
 /// (ENABLE_CRASH_RECOVERY=false): the server starts empty and nothing is
 /// destroyed.
-fn move_aside(root: &std::path::Path, dirs: &[&std::path::Path]) -> anyhow::Result<()> {
+pub fn move_aside(root: &std::path::Path, dirs: &[&std::path::Path], why: &str) -> anyhow::Result<()> {
     let present: Vec<&&std::path::Path> = dirs.iter().filter(|d| d.exists()).collect();
     if present.is_empty() {
-        tracing::info!("ENABLE_CRASH_RECOVERY=false: no previous data; starting empty");
+        tracing::info!("{why}: no previous data; starting empty");
         return Ok(());
     }
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
@@ -436,11 +436,13 @@ fn move_aside(root: &std::path::Path, dirs: &[&std::path::Path]) -> anyhow::Resu
         let to = aside.join(d.file_name().unwrap_or_default());
         std::fs::rename(d, &to).map_err(|e| anyhow::anyhow!("moving {} to {}: {e}", d.display(), to.display()))?;
     }
-    tracing::warn!(
-        moved_to = %aside.display(),
-        "ENABLE_CRASH_RECOVERY=false: the previous WAL and snapshots were moved aside, not recovered; starting empty"
-    );
+    tracing::warn!(moved_to = %aside.display(), "{why}: the previous WAL and snapshots were moved aside, not recovered");
     Ok(())
+}
+
+/// The directories crash recovery reads, which [`move_aside`] sets aside.
+pub fn data_dirs(config: &Config) -> [PathBuf; 2] {
+    [config.persistence_dir.join("wal"), config.persistence_dir.join("snapshots")]
 }
 
 /// `YYYYMMDDTHHMMSSZ` for Unix seconds (UTC).

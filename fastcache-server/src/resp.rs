@@ -314,6 +314,15 @@ pub fn write_reply(out: &mut Vec<u8>, reply: &Reply, resp3: bool) {
     }
 }
 
+/// A command as a RESP multibulk request (for talking to another server).
+pub fn encode_command(argv: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", argv.len()).into_bytes();
+    for a in argv {
+        write_bulk(&mut out, a);
+    }
+    out
+}
+
 /// Appends a bulk string.
 pub fn write_bulk(out: &mut Vec<u8>, b: &[u8]) {
     let _ = write!(out, "${}\r\n", b.len());

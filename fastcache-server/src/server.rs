@@ -80,6 +80,8 @@ pub struct Shared {
     pub persistence: OnceLock<Arc<crate::persist::Persistence>>,
     /// Crash recovery is running: commands get `-LOADING`.
     pub loading: crate::loading::Loading,
+    /// Role, replication IDs, connected replicas, the link to a primary.
+    pub replication: crate::replication::Replication,
     pub config: Config,
     /// Runtime parameters (CONFIG GET/SET).
     pub params: RwLock<Params>,
@@ -140,6 +142,7 @@ impl Shared {
             engine,
             persistence: cell,
             loading: crate::loading::Loading::default(),
+            replication: crate::replication::Replication::default(),
             params: RwLock::new(params),
             config,
             clients: Mutex::new(HashMap::new()),

@@ -49,6 +49,9 @@ pub enum Trigger {
     Heal,
     /// A clean shutdown (SHUTDOWN, SIGTERM, SIGINT).
     Shutdown,
+    /// Not a snapshot: a replica's full resynchronisation replacing the
+    /// data, during which no snapshot may be taken ([`Persistence::hold_snapshots`]).
+    Replication,
 }
 
 impl Trigger {
@@ -60,6 +63,7 @@ impl Trigger {
             Trigger::Schedule => "schedule",
             Trigger::Heal => "heal",
             Trigger::Shutdown => "shutdown",
+            Trigger::Replication => "replication",
         }
     }
 }
@@ -111,6 +115,17 @@ impl Snapshots {
     }
 }
 
+/// Snapshots are held off while this lives ([`Persistence::hold_snapshots`]).
+pub struct SnapshotHold<'a> {
+    snaps: &'a Snapshots,
+}
+
+impl Drop for SnapshotHold<'_> {
+    fn drop(&mut self) {
+        self.snaps.state.lock().running = None;
+    }
+}
+
 /// When healing was last tried (at most once a second).
 static HEAL_LAST_TRY: Mutex<Option<Instant>> = Mutex::new(None);
 
@@ -146,6 +161,26 @@ impl Persistence {
         }
         st.running = Some((trigger, Instant::now()));
         Ok(())
+    }
+
+    /// Keeps snapshots from being taken until the returned guard is
+    /// dropped, waiting (at most `wait`) for one that runs to finish. A
+    /// replica holds it while a full resynchronisation replaces memory, the
+    /// WAL and the snapshots: a snapshot of a half-loaded state must never
+    /// be published. `Ok(None)` when snapshots are disabled.
+    ///
+    /// # Errors
+    /// A snapshot was still running after `wait`.
+    pub fn hold_snapshots(&self, wait: Duration) -> Result<Option<SnapshotHold<'_>>, String> {
+        let Some(snaps) = &self.snapshots else { return Ok(None) };
+        let deadline = Instant::now() + wait;
+        loop {
+            match self.claim(Trigger::Replication) {
+                Ok(()) => return Ok(Some(SnapshotHold { snaps })),
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Err(e) => return Err(format!("a snapshot is still running: {e}")),
+            }
+        }
     }
 
     /// Takes the snapshot [`Persistence::claim`] announced.

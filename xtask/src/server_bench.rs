@@ -16,6 +16,10 @@
 //!   and the file sizes, restart from the snapshot vs from the RDB, SET p99
 //!   with a `BGSAVE` always in progress vs none, and peak memory during a
 //!   `BGSAVE` vs before (Redis: parent plus its forked child).
+//! - `replication` (in [`replication`]): primary SET throughput with one
+//!   replica attached vs none, full-sync time of N keys (default
+//!   2,000,000), and replication lag under a SET load, against Redis'
+//!   replication.
 //!
 //! Servers run on this machine on free 127.0.0.1 ports, each with a fresh
 //! data directory in a scratch directory removed at the end; the runs
@@ -34,11 +38,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+mod replication;
 mod snapshot;
 
 const USAGE: &str = "usage: cargo xtask bench [--requests N] [--rounds R] [--restart-writes N] \
-                     [--snapshot-keys N] [--only PARTS | --skip PARTS] \
-                     (PARTS: comma-separated memory,persistence,restart,snapshot) \
+                     [--snapshot-keys N] [--repl-keys N] [--only PARTS | --skip PARTS] \
+                     (PARTS: comma-separated memory,persistence,restart,snapshot,replication) \
                      | bench engine [criterion args]";
 
 /// The parts of the benchmark, each printing its own table.
@@ -52,10 +57,12 @@ enum Part {
     Restart,
     /// SAVE / restart / latency and memory during a snapshot, vs Redis' RDB.
     Snapshot,
+    /// Throughput with a replica, full-sync time and lag, vs Redis' replication.
+    Replication,
 }
 
 impl Part {
-    const ALL: [Part; 4] = [Part::Memory, Part::Persistence, Part::Restart, Part::Snapshot];
+    const ALL: [Part; 5] = [Part::Memory, Part::Persistence, Part::Restart, Part::Snapshot, Part::Replication];
 
     fn name(self) -> &'static str {
         match self {
@@ -63,6 +70,7 @@ impl Part {
             Part::Persistence => "persistence",
             Part::Restart => "restart",
             Part::Snapshot => "snapshot",
+            Part::Replication => "replication",
         }
     }
 
@@ -72,7 +80,10 @@ impl Part {
             "persistence" | "fsync" | "wal" | "aof" => Part::Persistence,
             "restart" | "recovery" => Part::Restart,
             "snapshot" | "snapshots" | "save" | "rdb" => Part::Snapshot,
-            other => bail!("unknown bench part {other:?}; the parts are memory, persistence, restart, snapshot"),
+            "replication" | "repl" | "replica" | "replicas" => Part::Replication,
+            other => {
+                bail!("unknown bench part {other:?}; the parts are memory, persistence, restart, snapshot, replication")
+            }
         })
     }
 
@@ -89,6 +100,8 @@ struct Options {
     restart_writes: u64,
     /// Keys filled before the snapshot measurements.
     snapshot_keys: u64,
+    /// Keys of the replication part's full sync.
+    repl_keys: u64,
     /// The parts to run, in order.
     parts: Vec<Part>,
 }
@@ -100,6 +113,7 @@ impl Options {
             rounds: 3,
             restart_writes: 2_000_000,
             snapshot_keys: 5_000_000,
+            repl_keys: 2_000_000,
             parts: Vec::new(),
         };
         let (mut only, mut skip): (Option<Vec<Part>>, Vec<Part>) = (None, Vec::new());
@@ -129,6 +143,7 @@ impl Options {
                 "--snapshot-keys" => {
                     o.snapshot_keys = number("--snapshot-keys", value("--snapshot-keys")?)?.max(1000);
                 }
+                "--repl-keys" => o.repl_keys = number("--repl-keys", value("--repl-keys")?)?.max(1000),
                 "--only" => only.get_or_insert_with(Vec::new).extend(Part::parse_list(&value("--only")?)?),
                 "--skip" => skip.extend(Part::parse_list(&value("--skip")?)?),
                 other => bail!("unknown bench option {other:?}; {USAGE}"),
@@ -925,7 +940,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         version_of("redis-benchmark"),
     );
     println!(
-        "parts: {} (choose with --only/--skip memory,persistence,restart,snapshot); scratch directory {}",
+        "parts: {} (choose with --only/--skip memory,persistence,restart,snapshot,replication); scratch directory {}",
         opts.parts.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "),
         scratch.0.display()
     );
@@ -939,6 +954,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             Part::Persistence => persistence_part(&bin, &dir, &opts)?,
             Part::Restart => restart_part(&bin, &dir, &opts)?,
             Part::Snapshot => snapshot::snapshot_part(&bin, &dir, &opts)?,
+            Part::Replication => replication::replication_part(&bin, &dir, &opts)?,
         }
         // Each part's logs and data go as soon as it is done.
         let _ = std::fs::remove_dir_all(&dir);
@@ -1322,7 +1338,10 @@ mod tests {
         assert_eq!(parts(&[]), Some(Part::ALL.to_vec()));
         assert_eq!(parts(&["--only", "persistence"]), Some(vec![Part::Persistence]));
         assert_eq!(parts(&["--only=restart,memory"]), Some(vec![Part::Memory, Part::Restart]));
-        assert_eq!(parts(&["--skip", "memory"]), Some(vec![Part::Persistence, Part::Restart, Part::Snapshot]));
+        assert_eq!(
+            parts(&["--skip", "memory"]),
+            Some(vec![Part::Persistence, Part::Restart, Part::Snapshot, Part::Replication])
+        );
         assert_eq!(parts(&["--only", "snapshot"]), Some(vec![Part::Snapshot]));
         assert_eq!(parts(&["--only", "memory", "--skip", "memory"]), None);
         assert_eq!(parts(&["--only", "disk"]), None);
