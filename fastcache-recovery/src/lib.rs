@@ -16,5 +16,5 @@ mod recover;
 mod replay;
 
 pub use error::{Error, Result};
-pub use recover::{recover, LoadedSnapshot, Progress, RecoveryReport, SkippedSnapshot};
-pub use replay::{replay_wal, ReplayReport};
+pub use recover::{recover, rewind, LoadedSnapshot, Progress, RecoveryReport, SkippedSnapshot};
+pub use replay::{replay_wal, replay_wal_until, ReplayReport};

@@ -9,7 +9,7 @@ use fastcache_snapshot::{SnapshotEntry, SnapshotStore};
 use fastcache_wal::{Lsn, Wal};
 
 use crate::error::{Error, Result};
-use crate::replay::{replay_wal, ReplayReport};
+use crate::replay::{replay_wal, replay_wal_until, ReplayReport};
 
 /// The snapshot recovery loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,6 +173,62 @@ pub fn recover(
             "replaying the WAL…"
         );
     })?;
+    report.elapsed = start.elapsed();
+    Ok(report)
+}
+
+/// Rebuilds the state at `to`, an LSN of `wal`, from the newest snapshot at
+/// or below it whose checksums verify and the records up to `to` — what
+/// came after `to` is left out. For a node that rejoins a new primary whose
+/// history forked from its own at `to` (its records after `to` were never
+/// replicated). `engine` is emptied first. Neither the log nor the
+/// snapshots are changed.
+///
+/// # Errors
+/// [`Error::Gap`] if no snapshot at or below `to` and the log together
+/// reach `to`; [`Error::Wal`], [`Error::Record`], [`Error::Replay`] from the
+/// replay.
+pub fn rewind(
+    engine: &Engine,
+    wal: &Wal,
+    snapshots: &SnapshotStore,
+    to: Lsn,
+    threads: usize,
+) -> Result<RecoveryReport> {
+    let start = Instant::now();
+    clear(engine);
+    let mut report = RecoveryReport::default();
+    let candidates = snapshots.list().map_err(Error::Snapshots)?;
+    for candidate in candidates.iter().filter(|c| c.lsn <= to) {
+        match load_one(engine, snapshots, candidate, threads, &mut |_| {}) {
+            Ok(loaded) => {
+                report.snapshot = Some(loaded);
+                break;
+            }
+            Err(LoadFailure::Damaged(reason) | LoadFailure::Unusable(reason)) => {
+                report.skipped.push(SkippedSnapshot { path: candidate.path.clone(), reason });
+                clear(engine);
+            }
+        }
+    }
+    let from = report.snapshot.as_ref().map_or(0, |s| s.lsn);
+    let gap = || Error::Gap {
+        needed_from: from + 1,
+        wal_first: wal.stats().first_lsn,
+        snapshot: report.snapshot.as_ref().map(|s| s.path.clone()),
+        skipped: report.skipped.iter().map(|s| format!("{}: {}", s.path.display(), s.reason)).collect(),
+    };
+    if to > from {
+        if wal.stats().first_lsn > from + 1 || wal.last_lsn() < to {
+            return Err(gap());
+        }
+        let replayed = replay_wal_until(engine, wal, from + 1, to, |_| {})?;
+        if replayed.last_lsn != to {
+            return Err(gap());
+        }
+        report.wal = replayed;
+    }
+    engine.reset_dirty();
     report.elapsed = start.elapsed();
     Ok(report)
 }

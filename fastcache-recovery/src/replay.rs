@@ -31,10 +31,19 @@ pub struct ReplayReport {
 /// [`Error::Wal`] if the log cannot be read, [`Error::Record`] /
 /// [`Error::Replay`] if a record does not decode or apply; the engine then
 /// holds every record before it.
-pub fn replay_wal(
+pub fn replay_wal(engine: &Engine, wal: &Wal, from: Lsn, progress: impl FnMut(&ReplayReport)) -> Result<ReplayReport> {
+    replay_wal_until(engine, wal, from, Lsn::MAX, progress)
+}
+
+/// [`replay_wal`] that stops after the record `until`.
+///
+/// # Errors
+/// As [`replay_wal`].
+pub fn replay_wal_until(
     engine: &Engine,
     wal: &Wal,
     from: Lsn,
+    until: Lsn,
     mut progress: impl FnMut(&ReplayReport),
 ) -> Result<ReplayReport> {
     let start = Instant::now();
@@ -42,6 +51,9 @@ pub fn replay_wal(
     let mut report = ReplayReport::default();
     for item in wal.reader(from)? {
         let (lsn, payload) = item?;
+        if lsn > until {
+            break;
+        }
         let record = Record::decode(&payload).map_err(|source| Error::Record { lsn, source })?;
         engine.apply_record(&record).map_err(|source| Error::Replay { lsn, source })?;
         if report.first_lsn == 0 {

@@ -164,3 +164,48 @@ fn incremental_backups_newer_than_the_snapshot_shorten_the_replay_and_change_not
     assert_eq!(report.backup_lsn, None);
     assert_eq!(without.digest(), digest, "the same state with or without backups");
 }
+
+#[test]
+fn rewind_rebuilds_the_state_at_an_earlier_lsn_from_an_older_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = Engine::default();
+    let wal = open_wal(dir.path());
+    let store = SnapshotStore::open(&dir.path().join("snapshots"), 2).expect("store");
+    write(&engine, &wal, 300, "a");
+    let first = snapshot(&engine, &wal, &store);
+    write(&engine, &wal, 100, "b");
+    // The state to go back to, then more records and a newer snapshot.
+    let (fork, digest_at_fork) = (wal.last_lsn(), engine.digest());
+    write(&engine, &wal, 100, "c");
+    let newer = snapshot(&engine, &wal, &store);
+    write(&engine, &wal, 50, "d");
+    assert!(newer > fork && first < fork);
+
+    let rebuilt = Engine::default();
+    let report = fastcache_recovery::rewind(&rebuilt, &wal, &store, fork, 2).expect("rewind");
+    assert_eq!(report.snapshot.as_ref().map(|s| s.lsn), Some(first), "the newest snapshot at or below the fork");
+    assert_eq!(report.wal.last_lsn, fork);
+    assert_eq!(rebuilt.digest(), digest_at_fork);
+    // Rewinding onto an engine that holds other data empties it first.
+    write(&rebuilt, &open_wal(&dir.path().join("other")), 10, "x");
+    fastcache_recovery::rewind(&rebuilt, &wal, &store, fork, 2).expect("rewind again");
+    assert_eq!(rebuilt.digest(), digest_at_fork);
+    // Nothing of the log or the snapshots changed.
+    assert_eq!(store.list().expect("list").len(), 2);
+    assert!(wal.last_lsn() > newer);
+}
+
+#[test]
+fn rewind_refuses_when_the_log_no_longer_reaches_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = Engine::default();
+    let wal = open_wal(dir.path());
+    let store = SnapshotStore::open(&dir.path().join("snapshots"), 1).expect("store");
+    write(&engine, &wal, 4000, "a");
+    let lsn = snapshot(&engine, &wal, &store);
+    assert!(wal.truncate_before(lsn + 1).expect("truncate") > 0, "the log spans several segments");
+    write(&engine, &wal, 10, "b");
+    let target = lsn / 2;
+    let err = fastcache_recovery::rewind(&Engine::default(), &wal, &store, target, 2).expect_err("gap");
+    assert!(matches!(err, Error::Gap { .. }), "{err}");
+}

@@ -115,6 +115,32 @@ impl Snapshots {
     }
 }
 
+/// Walks `cursor` (a snapshot at `lsn`) into a new snapshot file of
+/// `store`, not yet finished nor published.
+///
+/// # Errors
+/// The client's error text for a failed create or write.
+pub fn write_file(
+    cursor: &mut fastcache_core::SnapshotCursor,
+    store: &SnapshotStore,
+    lsn: u64,
+    max_size: Option<u64>,
+) -> Result<fastcache_snapshot::SnapshotWriter, String> {
+    let meta = SnapshotMeta { lsn, created_unix_ms: unix_ms() };
+    let mut writer =
+        store.create(meta, WriterOptions { max_size }).map_err(|e| format!("ERR creating the snapshot file: {e}"))?;
+    let mut chunk = Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4);
+    while !cursor.is_done() {
+        chunk.clear();
+        let n = cursor.fill(&mut chunk, CHUNK_BYTES);
+        if n == 0 && chunk.is_empty() {
+            continue;
+        }
+        writer.write_chunk(&chunk, n).map_err(|e| format!("ERR writing the snapshot: {e}"))?;
+    }
+    Ok(writer)
+}
+
 /// Snapshots are held off while this lives ([`Persistence::hold_snapshots`]).
 pub struct SnapshotHold<'a> {
     snaps: &'a Snapshots,
@@ -228,20 +254,7 @@ impl Persistence {
         let (mut cursor, lsn) = engine
             .begin_snapshot(|| self.wal.last_lsn())
             .map_err(|_| "ERR Background save already in progress".to_string())?;
-        let meta = SnapshotMeta { lsn, created_unix_ms: unix_ms() };
-        let mut writer = snaps
-            .store
-            .create(meta, WriterOptions { max_size: snaps.max_size })
-            .map_err(|e| format!("ERR creating the snapshot file: {e}"))?;
-        let mut chunk = Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4);
-        while !cursor.is_done() {
-            chunk.clear();
-            let n = cursor.fill(&mut chunk, CHUNK_BYTES);
-            if n == 0 && chunk.is_empty() {
-                continue;
-            }
-            writer.write_chunk(&chunk, n).map_err(|e| format!("ERR writing the snapshot: {e}"))?;
-        }
+        let writer = write_file(&mut cursor, &snaps.store, lsn, snaps.max_size)?;
         drop(cursor);
         // The snapshot claims every record up to `lsn`; the log must hold
         // them durably before the claim is published. A healing snapshot

@@ -285,7 +285,13 @@ fn sentinel_fails_over_to_the_replica_without_losing_waited_writes() {
     if !reference_mode() {
         // The WAL is the backlog: the old primary continues from its own
         // log instead of receiving a snapshot.
-        assert_eq!((full, partial), (0, 1), "sync_full and sync_partial_ok growth on the new primary");
+        assert_eq!(
+            (full, partial),
+            (0, 1),
+            "sync_full and sync_partial_ok growth on the new primary; old primary's log:\n{}\nnew primary's log:\n{}",
+            p.log(),
+            r.log()
+        );
     }
 
     // Both hold the same data.

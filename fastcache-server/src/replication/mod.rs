@@ -79,6 +79,10 @@ pub struct Peer {
     /// 0 while it receives the snapshot of a full sync, 1 when streaming.
     online: AtomicU8,
     stop: AtomicBool,
+    /// The sender is parked waiting for records (see `Replication::on_append`).
+    parked: AtomicBool,
+    /// The last `Replication::getack` generation it sent a `G` frame for.
+    getack_sent: AtomicU64,
     /// The sender thread, woken when records are appended.
     thread: Mutex<Option<std::thread::Thread>>,
     /// A handle on the socket, to cut it on stop.
@@ -183,6 +187,11 @@ pub struct Replication {
     peers: Mutex<Vec<Arc<Peer>>>,
     /// Copy of `!peers.is_empty()`, read after every write batch.
     has_peers: AtomicBool,
+    /// Some sender is parked: only then does an append need to wake one
+    /// (one relaxed load per write batch while senders are busy).
+    any_parked: AtomicBool,
+    /// Bumped by WAIT / WAITAOF to ask replicas for an acknowledgement now.
+    getack: AtomicU64,
     /// Woken when a replica acknowledges (WAIT, WAITAOF).
     pub acks: tokio::sync::Notify,
     link: Mutex<Option<Arc<Link>>>,
@@ -206,6 +215,8 @@ impl Default for Replication {
             applied: AtomicU64::new(0),
             peers: Mutex::new(Vec::new()),
             has_peers: AtomicBool::new(false),
+            any_parked: AtomicBool::new(false),
+            getack: AtomicU64::new(0),
             acks: tokio::sync::Notify::new(),
             link: Mutex::new(None),
             last_sync: Mutex::new(SyncReport::default()),
@@ -299,14 +310,30 @@ impl Replication {
     /// Wakes the senders after records were appended (called once per
     /// write batch; one relaxed load when no replica is connected).
     pub fn on_append(&self) {
-        if !self.has_peers.load(Ordering::Relaxed) {
+        if !self.has_peers.load(Ordering::Relaxed)
+            || !self.any_parked.load(Ordering::Relaxed)
+            || !self.any_parked.swap(false, Ordering::AcqRel)
+        {
             return;
         }
+        self.wake_senders();
+    }
+
+    fn wake_senders(&self) {
         for p in self.peers.lock().iter() {
-            if let Some(t) = p.thread.lock().as_ref() {
-                t.unpark();
+            if p.parked.swap(false, Ordering::AcqRel) {
+                if let Some(t) = p.thread.lock().as_ref() {
+                    t.unpark();
+                }
             }
         }
+    }
+
+    /// Asks every replica to acknowledge now (a client waits in WAIT).
+    fn request_acks(&self) {
+        self.getack.fetch_add(1, Ordering::AcqRel);
+        self.any_parked.store(false, Ordering::Release);
+        self.wake_senders();
     }
 
     /// Replicas that applied (or, with `durable`, made durable) `lsn`.
@@ -332,6 +359,8 @@ impl Replication {
             created: Instant::now(),
             online: AtomicU8::new(0),
             stop: AtomicBool::new(false),
+            parked: AtomicBool::new(false),
+            getack_sent: AtomicU64::new(0),
             thread: Mutex::new(Some(std::thread::current())),
             socket: Mutex::new(None),
         });
@@ -705,6 +734,9 @@ pub async fn wait_command(conn: &mut crate::connection::Conn, argv: &[&[u8]], bl
         let done = replicas >= args.numreplicas && (!args.aof || local >= args.numlocal);
         if done || !block || deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
             return reply;
+        }
+        if replicas < args.numreplicas {
+            shared.replication.request_acks();
         }
         // Local durability has no notification here: look again soon.
         let poll = if args.aof && local < args.numlocal { Duration::from_millis(5) } else { Duration::from_secs(1) };

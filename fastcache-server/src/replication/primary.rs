@@ -78,10 +78,24 @@ fn serve(
     let repl = &shared.replication;
     let replid = repl.ids.lock().replid.clone();
     let (mut reader, mut first) = match partial(shared, &p, req) {
-        Some((reader, first)) => {
-            stream.write_all(format!("+CONTINUE {replid}\r\n").as_bytes()).map_err(io("writing +CONTINUE"))?;
+        Some(Partial { reader, first, rewind_to }) => {
+            let line = match rewind_to {
+                None => format!("+CONTINUE {replid}\r\n"),
+                Some(to) => format!("+REWIND {replid} {to}\r\n"),
+            };
+            stream.write_all(line.as_bytes()).map_err(io("answering PSYNC"))?;
             repl.sync_partial_ok.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(replica = %peer.addr, from_lsn = req.offset, "partial resynchronisation: streaming the WAL");
+            match rewind_to {
+                None => {
+                    tracing::info!(replica = %peer.addr, from_lsn = req.offset, "partial resynchronisation: streaming the WAL")
+                }
+                Some(to) => tracing::info!(
+                    replica = %peer.addr,
+                    fork_lsn = to,
+                    replica_next_lsn = req.offset,
+                    "partial resynchronisation: the replica drops its records after the fork, then the WAL streams"
+                ),
+            }
             start_acks(shared, peer, &stream, leftover)?;
             (reader, first)
         }
@@ -112,10 +126,23 @@ fn serve(
                 None => break,
             }
         }
+        let getack = repl.getack.load(Ordering::Acquire);
+        if peer.getack_sent.swap(getack, Ordering::AcqRel) != getack {
+            wire::push_getack(&mut out, p.wal.last_lsn());
+        }
         if out.is_empty() {
             if last_send.elapsed() < HEARTBEAT {
-                // Woken early by `Replication::on_append`.
-                std::thread::park_timeout(Duration::from_millis(100));
+                // Parked until `Replication::on_append` (or a WAIT) wakes
+                // it. The flags go up before the last look at the log, so
+                // an append after that look finds them and wakes us.
+                peer.parked.store(true, Ordering::SeqCst);
+                repl.any_parked.store(true, Ordering::SeqCst);
+                match reader.next() {
+                    Some(Ok(r)) => first = Some(r),
+                    Some(Err(e)) => return Err(format!("reading the WAL: {e}")),
+                    None => std::thread::park_timeout(Duration::from_millis(100)),
+                }
+                peer.parked.store(false, Ordering::Release);
                 continue;
             }
             wire::push_heartbeat(&mut out, p.wal.last_lsn());
@@ -125,25 +152,35 @@ fn serve(
     }
 }
 
-/// A reader from the replica's `offset`, if its history is ours up to
-/// there and the WAL still holds the records from there on; with the first
-/// record, which was read to check that the log does not start after it.
-#[allow(clippy::type_complexity)]
-fn partial(shared: &Shared, p: &Persistence, req: &PsyncRequest) -> Option<(Reader, Option<(u64, Vec<u8>)>)> {
+/// How a partial resynchronisation goes on.
+struct Partial {
+    reader: Reader,
+    /// The first record, read to check that the log does not start after it.
+    first: Option<(u64, Vec<u8>)>,
+    /// The replica's history went on past the point where ours forked from
+    /// it (it was the primary, or nearer to it, before a failover): it
+    /// drops its records after this LSN first.
+    rewind_to: Option<u64>,
+}
+
+/// A reader from where the replica continues, if its history is ours up to
+/// there and the WAL still holds the records from there on.
+fn partial(shared: &Shared, p: &Persistence, req: &PsyncRequest) -> Option<Partial> {
     let ids = shared.replication.ids.lock().clone();
     let off = req.offset;
     let last = p.wal.last_lsn();
     let same = req.replid == ids.replid && off <= last + 1;
-    let previous = ids.offset2 > 0 && req.replid == ids.replid2 && off <= ids.offset2;
+    let previous = ids.offset2 > 0 && req.replid == ids.replid2;
     if off == 0 || !(same || previous) {
         return None;
     }
-    let mut reader = p.wal.reader(off).ok()?;
-    if off > last {
-        return Some((reader, None));
+    let (from, rewind_to) = if !same && off > ids.offset2 { (ids.offset2, Some(ids.offset2 - 1)) } else { (off, None) };
+    let mut reader = p.wal.reader(from).ok()?;
+    if from > last {
+        return Some(Partial { reader, first: None, rewind_to });
     }
     match reader.next() {
-        Some(Ok((lsn, payload))) if lsn == off => Some((reader, Some((lsn, payload)))),
+        Some(Ok((lsn, payload))) if lsn == from => Some(Partial { reader, first: Some((lsn, payload)), rewind_to }),
         // A gap (the log continued after a snapshot): not continuous.
         _ => None,
     }

@@ -150,11 +150,20 @@ fn session(shared: &Arc<Shared>, link: &Arc<Link>) -> Result<()> {
             link.synced.store(true, Ordering::Release);
             None
         }
+        ["+REWIND", id, lsn] if state::is_replid(id) => {
+            let to: u64 = lsn.parse().map_err(|_| format!("bad +REWIND offset in {r:?}"))?;
+            rewind(shared, link, id, to)?;
+            None
+        }
         _ => return Err(format!("the primary refused PSYNC: {r}")),
     };
     stream.set_read_timeout(Some(POLL)).map_err(|e| e.to_string())?;
     let persistence = shared.persistence().cloned();
     let mut last_ack = (0u64, 0u64, Instant::now() - ACK_EVERY);
+    // When the primary last asked for an acknowledgement (a `G` frame):
+    // for a while after, every change of the durable LSN is reported at
+    // once too (WAITAOF waits for it).
+    let mut asked: Option<Instant> = None;
     let mut last_data = Instant::now();
     let mut tmp = vec![0u8; 256 << 10];
     loop {
@@ -162,14 +171,19 @@ fn session(shared: &Arc<Shared>, link: &Arc<Link>) -> Result<()> {
         while let Some((frame, len)) = wire::parse_frame(&buf[used..]).map_err(|e| e.to_string())? {
             used += len;
             match (frame, full.as_mut()) {
-                (wire::Frame::Chunk { entries, data }, Some(f)) => f.chunk(shared, link, entries, &data)?,
+                (wire::Frame::Chunk { entries, data }, Some(f)) => f.chunk(shared, link, entries, data)?,
                 (wire::Frame::SnapshotEnd { keys }, Some(_)) => {
                     if let Some(f) = full.take() {
                         f.finish(shared, link, keys)?;
                     }
                 }
-                (wire::Frame::Record { lsn, payload }, None) => apply(shared, persistence.as_deref(), lsn, &payload)?,
+                (wire::Frame::Record { lsn, payload }, None) => apply(shared, persistence.as_deref(), lsn, payload)?,
                 (wire::Frame::Heartbeat { .. }, _) => {}
+                (wire::Frame::GetAck { .. }, _) => {
+                    asked = Some(Instant::now());
+                    // Forces the acknowledgement below.
+                    last_ack.2 = Instant::now() - ACK_EVERY;
+                }
                 (frame, _) => {
                     return Err(format!(
                         "unexpected {} frame {}: the stream is out of order",
@@ -186,7 +200,9 @@ fn session(shared: &Arc<Shared>, link: &Arc<Link>) -> Result<()> {
         if full.is_none() {
             let applied = repl.applied.load(Ordering::Acquire);
             let durable = persistence.as_ref().map_or(applied, |p| p.wal.durable_lsn().min(applied));
-            if (applied, durable) != (last_ack.0, last_ack.1) || last_ack.2.elapsed() >= ACK_EVERY {
+            let eager =
+                asked.is_some_and(|t| t.elapsed() < ACK_EVERY) && (applied, durable) != (last_ack.0, last_ack.1);
+            if eager || last_ack.2.elapsed() >= ACK_EVERY {
                 let (a, d) = (applied.to_string(), durable.to_string());
                 let frame = crate::resp::encode_command(&[b"REPLCONF", b"ACK", a.as_bytes(), b"FACK", d.as_bytes()]);
                 stream.write_all(&frame).map_err(|e| format!("acknowledging to the primary: {e}"))?;
@@ -226,6 +242,7 @@ fn frame_name(f: &wire::Frame) -> &'static str {
         wire::Frame::SnapshotEnd { .. } => "snapshot end",
         wire::Frame::Record { .. } => "record",
         wire::Frame::Heartbeat { .. } => "heartbeat",
+        wire::Frame::GetAck { .. } => "acknowledge request",
     }
 }
 
@@ -294,6 +311,66 @@ fn apply(shared: &Shared, persistence: Option<&Persistence>, lsn: u64, payload: 
         return Err(format!("applying record {lsn} failed ({e}); a full resynchronisation follows"));
     }
     repl.applied.store(lsn, Ordering::Release);
+    Ok(())
+}
+
+/// `+REWIND`: this node's history went on past the point `to` where the
+/// primary's forked from it (it was the primary before a failover, and its
+/// last records never reached the replica that was promoted). Those records
+/// are dropped — as a full sync would, but without one: the state at `to`
+/// is rebuilt from the local snapshot and WAL, a snapshot at `to` becomes
+/// the only one and the WAL restarts after it; then the primary's records
+/// stream from `to + 1`. The `syncing` mark covers a crash in between.
+fn rewind(shared: &Shared, link: &Link, replid: &str, to: u64) -> Result<()> {
+    let repl = &shared.replication;
+    let p = shared.persistence().cloned().ok_or("no local WAL to rewind")?;
+    let snaps = p.snapshots.as_ref().ok_or("snapshots are disabled (ENABLE_SNAPSHOTS=false); a rewind needs them")?;
+    let last = p.wal.last_lsn();
+    tracing::warn!(
+        fork_lsn = to,
+        dropped_from = to + 1,
+        dropped_to = last,
+        "rejoining a primary whose history forked from ours: dropping the records after the fork (they were never \
+         replicated before the failover)"
+    );
+    link.state.store(2, Ordering::Release);
+    repl.save_state(true);
+    // Any failure from here on asks for a full sync next time.
+    repl.applied.store(0, Ordering::Release);
+    repl.drop_peers();
+    let _hold = p.hold_snapshots(Duration::from_secs(600))?;
+    if !shared.loading.is_active() {
+        shared.loading.start();
+        link.holds_loading.store(true, Ordering::Release);
+    }
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    fastcache_recovery::rewind(&shared.engine, &p.wal, &snaps.store, to, threads)
+        .map_err(|e| format!("rebuilding the state at LSN {to} failed ({e}); a full resynchronisation follows"))?;
+    let (mut cursor, _) = shared.engine.begin_snapshot(|| ()).map_err(|_| "another snapshot is running".to_string())?;
+    let writer = crate::snapshots::write_file(&mut cursor, &snaps.store, to, None)?;
+    drop(cursor);
+    let info = writer.finish().map_err(|e| format!("finishing the snapshot at LSN {to}: {e}"))?;
+    p.wal.reset_after(to).map_err(|e| format!("restarting the WAL after LSN {to}: {e}"))?;
+    snaps.store.publish_only(&info).map_err(|e| format!("publishing the snapshot at LSN {to}: {e}"))?;
+    {
+        let mut ids = repl.ids.lock();
+        ids.replid = replid.to_string();
+        ids.replid2 = "0".repeat(40);
+        ids.offset2 = 0;
+    }
+    repl.applied.store(to, Ordering::Release);
+    repl.save_state(false);
+    repl.syncs_partial_done.fetch_add(1, Ordering::Relaxed);
+    {
+        let mut last = repl.last_sync.lock();
+        *last = SyncReport { kind: "partial", node_recovery: last.node_recovery, ..Default::default() };
+    }
+    if link.holds_loading.swap(false, Ordering::AcqRel) {
+        shared.loading.finish();
+    }
+    link.state.store(3, Ordering::Release);
+    *link.down_since.lock() = None;
+    link.synced.store(true, Ordering::Release);
     Ok(())
 }
 

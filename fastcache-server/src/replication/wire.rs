@@ -11,9 +11,12 @@
 //! | `E`  | `keys: u64` | end of the snapshot |
 //! | `R`  | `lsn: u64`, payload | one WAL record, exactly as in the primary's log |
 //! | `H`  | `last_lsn: u64` | heartbeat while nothing else is sent |
+//! | `G`  | `last_lsn: u64` | acknowledge now (a client waits in WAIT / WAITAOF) |
 //!
 //! The replica answers with RESP commands (`REPLCONF ACK <applied> FACK
-//! <durable>`). `docs/formats.md` describes the same bytes.
+//! <durable>`): once a second, and at once after a `G` — so an idle WAIT
+//! costs nothing and a busy stream is not answered record by record.
+//! `docs/formats.md` describes the same bytes.
 
 /// The version a replica announces with `REPLCONF fastcache-protocol N`.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -24,13 +27,14 @@ pub const MAX_FRAME: u32 = 1 << 30;
 
 const HEADER: usize = 9;
 
-/// One decoded frame.
+/// One decoded frame, borrowing from the receive buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Frame {
-    Chunk { entries: u32, data: Vec<u8> },
+pub enum Frame<'a> {
+    Chunk { entries: u32, data: &'a [u8] },
     SnapshotEnd { keys: u64 },
-    Record { lsn: u64, payload: Vec<u8> },
+    Record { lsn: u64, payload: &'a [u8] },
     Heartbeat { last_lsn: u64 },
+    GetAck { last_lsn: u64 },
 }
 
 /// Why a stream could not be read.
@@ -79,6 +83,11 @@ pub fn push_heartbeat(out: &mut Vec<u8>, last_lsn: u64) {
     push_frame(out, b'H', &last_lsn.to_le_bytes(), &[]);
 }
 
+/// Appends an acknowledge-now frame.
+pub fn push_getack(out: &mut Vec<u8>, last_lsn: u64) {
+    push_frame(out, b'G', &last_lsn.to_le_bytes(), &[]);
+}
+
 fn u64_at(body: &[u8], kind: char) -> Result<u64, WireError> {
     match body.get(..8) {
         Some(b) => Ok(u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))),
@@ -93,14 +102,14 @@ fn u64_at(body: &[u8], kind: char) -> Result<u64, WireError> {
 ///
 /// # Errors
 /// A checksum mismatch, an unknown kind, an impossible length.
-pub fn parse_frame(buf: &[u8]) -> Result<Option<(Frame, usize)>, WireError> {
+pub fn parse_frame(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, WireError> {
     let Some(head) = buf.get(..HEADER) else {
         return Ok(None);
     };
     let kind = head[0];
     let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]);
     let crc = u32::from_le_bytes([head[5], head[6], head[7], head[8]]);
-    if !matches!(kind, b'C' | b'E' | b'R' | b'H') {
+    if !matches!(kind, b'C' | b'E' | b'R' | b'H' | b'G') {
         return Err(WireError::UnknownKind(kind as char));
     }
     if len > MAX_FRAME {
@@ -120,10 +129,11 @@ pub fn parse_frame(buf: &[u8]) -> Result<Option<(Frame, usize)>, WireError> {
                 return Err(WireError::Short { kind: k, len });
             };
             let entries = u32::from_le_bytes([entries[0], entries[1], entries[2], entries[3]]);
-            Frame::Chunk { entries, data: body[4..].to_vec() }
+            Frame::Chunk { entries, data: &body[4..] }
         }
         b'E' => Frame::SnapshotEnd { keys: u64_at(body, k)? },
-        b'R' => Frame::Record { lsn: u64_at(body, k)?, payload: body[8..].to_vec() },
+        b'R' => Frame::Record { lsn: u64_at(body, k)?, payload: &body[8..] },
+        b'G' => Frame::GetAck { last_lsn: u64_at(body, k)? },
         _ => Frame::Heartbeat { last_lsn: u64_at(body, k)? },
     };
     Ok(Some((frame, HEADER + len as usize)))
@@ -133,19 +143,21 @@ pub fn parse_frame(buf: &[u8]) -> Result<Option<(Frame, usize)>, WireError> {
 mod tests {
     use super::*;
 
-    fn all_frames() -> (Vec<u8>, Vec<Frame>) {
+    fn all_frames() -> (Vec<u8>, Vec<Frame<'static>>) {
         let mut out = Vec::new();
         push_chunk(&mut out, 3, b"chunk bytes");
         push_record(&mut out, 42, b"payload");
         push_heartbeat(&mut out, 43);
         push_snapshot_end(&mut out, 7);
         push_record(&mut out, 44, b"");
+        push_getack(&mut out, 44);
         let frames = vec![
-            Frame::Chunk { entries: 3, data: b"chunk bytes".to_vec() },
-            Frame::Record { lsn: 42, payload: b"payload".to_vec() },
+            Frame::Chunk { entries: 3, data: b"chunk bytes" },
+            Frame::Record { lsn: 42, payload: b"payload" },
             Frame::Heartbeat { last_lsn: 43 },
             Frame::SnapshotEnd { keys: 7 },
-            Frame::Record { lsn: 44, payload: Vec::new() },
+            Frame::Record { lsn: 44, payload: b"" },
+            Frame::GetAck { last_lsn: 44 },
         ];
         (out, frames)
     }
