@@ -31,7 +31,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use fastcache_core::Reply;
@@ -146,7 +145,10 @@ pub struct Link {
     pub synced: AtomicBool,
     /// A full sync of this link turned `-LOADING` on and must end it.
     holds_loading: AtomicBool,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Held while the link changes the data set (a batch of records, a
+    /// chunk, a rewind); `stop` is checked under it. Stopping takes it once
+    /// after setting `stop`: from then on the link changes nothing.
+    apply: Mutex<()>,
 }
 
 impl Link {
@@ -162,7 +164,7 @@ impl Link {
             sync_bytes: AtomicU64::new(0),
             synced: AtomicBool::new(false),
             holds_loading: AtomicBool::new(false),
-            thread: Mutex::new(None),
+            apply: Mutex::new(()),
         }
     }
 
@@ -385,27 +387,28 @@ impl Replication {
         }
     }
 
-    /// Stops the link to the primary, if any, and waits for its thread:
-    /// once this returns no record from the old primary is applied any more.
-    fn stop_link(&self) {
+    /// Stops the link to the primary, if any: once this returns, the link
+    /// changes nothing any more (it waits for the batch being applied, not
+    /// for the thread, which may sit in a connect or a read and ends on its
+    /// own). A full sync it interrupted leaves what was loaded, as Redis does.
+    fn stop_link(&self, shared: &Shared) {
         let link = self.link.lock().take();
         if let Some(link) = link {
             link.stop.store(true, Ordering::Release);
             if let Some(s) = link.socket.lock().as_ref() {
                 let _ = s.shutdown(std::net::Shutdown::Both);
             }
-            let handle = link.thread.lock().take();
-            if let Some(h) = handle {
-                if h.thread().id() != std::thread::current().id() {
-                    let _ = h.join();
-                }
+            drop(link.apply.lock());
+            if link.holds_loading.swap(false, Ordering::AcqRel) {
+                tracing::warn!("the replication link stopped during a full sync; the data set is incomplete");
+                shared.loading.finish();
             }
         }
     }
 
     /// Makes this node a replica of `host:port` and starts the link.
     fn become_replica(&self, shared: &Arc<Shared>, host: String, port: u16) -> Arc<Link> {
-        self.stop_link();
+        self.stop_link(shared);
         self.drop_peers();
         shared.engine.set_replica_mode(true);
         *self.role.write() = Role::Replica { host: host.clone(), port };
@@ -414,9 +417,9 @@ impl Replication {
         let link = Arc::new(Link::new(host, port));
         *self.link.lock() = Some(link.clone());
         let (sh, l) = (shared.clone(), link.clone());
-        match std::thread::Builder::new().name("fastcache-replica".into()).spawn(move || replica::run(sh, l)) {
-            Ok(h) => *link.thread.lock() = Some(h),
-            Err(e) => tracing::error!("cannot start the replication thread: {e}"),
+        if let Err(e) = std::thread::Builder::new().name("fastcache-replica".into()).spawn(move || replica::run(sh, l))
+        {
+            tracing::error!("cannot start the replication thread: {e}");
         }
         tracing::info!(primary = %format!("{}:{}", link.host, link.port), "replicating from a primary");
         link
@@ -425,7 +428,7 @@ impl Replication {
     /// Promotes this replica: stops the link, starts a new history whose
     /// previous ID stays valid up to what was applied.
     fn become_primary(&self, shared: &Shared) {
-        self.stop_link();
+        self.stop_link(shared);
         {
             let mut ids = self.ids.lock();
             let applied = self.applied.load(Ordering::Acquire);

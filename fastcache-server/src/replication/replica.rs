@@ -59,12 +59,6 @@ pub fn run(shared: Arc<Shared>, link: Arc<Link>) {
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }
-    if link.holds_loading.swap(false, Ordering::AcqRel) {
-        // Stopped (promoted, or pointed elsewhere) in the middle of a full
-        // sync: what was loaded stays, as with Redis.
-        tracing::warn!("the replication link stopped during a full sync; the data set is incomplete");
-        shared.loading.finish();
-    }
 }
 
 /// One connection: handshake, then frames until an error or a stop.
@@ -123,11 +117,21 @@ fn session(shared: &Arc<Shared>, link: &Arc<Link>) -> Result<()> {
     let next_text = if next == 0 { "-1".to_string() } else { next.to_string() };
     let r = command(&mut stream, &mut buf, &[b"PSYNC", replid.as_bytes(), next_text.as_bytes()])?;
     let words: Vec<&str> = r.split(' ').collect();
+    // Full syncs and rewinds replace the data set: no snapshot meanwhile
+    // (waited for before the data lock, so a stop is never held up by it).
+    let hold = match (words.first(), shared.persistence()) {
+        (Some(&"+FULLRESYNC" | &"+REWIND"), Some(p)) => hold_snapshots(p, link)?,
+        _ => None,
+    };
+    let guard = link.apply.lock();
+    if link.stopped() {
+        return Ok(());
+    }
     let mut full = match words.as_slice() {
         ["+FULLRESYNC", id, lsn] if state::is_replid(id) => {
             let lsn: u64 = lsn.parse().map_err(|_| format!("bad +FULLRESYNC offset in {r:?}"))?;
             tracing::info!(primary_replid = %id, lsn, "full resynchronisation from the primary");
-            Some(FullSync::begin(shared, link, id, lsn)?)
+            Some(FullSync::begin(shared, link, id, lsn, hold)?)
         }
         ["+CONTINUE", id] if state::is_replid(id) => {
             {
@@ -153,10 +157,12 @@ fn session(shared: &Arc<Shared>, link: &Arc<Link>) -> Result<()> {
         ["+REWIND", id, lsn] if state::is_replid(id) => {
             let to: u64 = lsn.parse().map_err(|_| format!("bad +REWIND offset in {r:?}"))?;
             rewind(shared, link, id, to)?;
+            drop(hold);
             None
         }
         _ => return Err(format!("the primary refused PSYNC: {r}")),
     };
+    drop(guard);
     stream.set_read_timeout(Some(POLL)).map_err(|e| e.to_string())?;
     let persistence = shared.persistence().cloned();
     let mut last_ack = (0u64, 0u64, Instant::now() - ACK_EVERY);
@@ -168,6 +174,10 @@ fn session(shared: &Arc<Shared>, link: &Arc<Link>) -> Result<()> {
     let mut tmp = vec![0u8; 256 << 10];
     loop {
         let mut used = 0;
+        let guard = link.apply.lock();
+        if link.stopped() {
+            return Ok(());
+        }
         while let Some((frame, len)) = wire::parse_frame(&buf[used..]).map_err(|e| e.to_string())? {
             used += len;
             match (frame, full.as_mut()) {
@@ -193,6 +203,7 @@ fn session(shared: &Arc<Shared>, link: &Arc<Link>) -> Result<()> {
                 }
             }
         }
+        drop(guard);
         buf.drain(..used);
         if used > 0 {
             repl.on_append();
@@ -314,6 +325,18 @@ fn apply(shared: &Shared, persistence: Option<&Persistence>, lsn: u64, payload: 
     Ok(())
 }
 
+/// Waits until no snapshot runs and keeps new ones from starting (a
+/// stopped link gives up).
+fn hold_snapshots<'a>(p: &'a Persistence, link: &Link) -> Result<Option<crate::snapshots::SnapshotHold<'a>>> {
+    loop {
+        match p.hold_snapshots(Duration::ZERO) {
+            Ok(hold) => return Ok(hold),
+            Err(_) if !link.stopped() => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// `+REWIND`: this node's history went on past the point `to` where the
 /// primary's forked from it (it was the primary before a failover, and its
 /// last records never reached the replica that was promoted). Those records
@@ -338,7 +361,6 @@ fn rewind(shared: &Shared, link: &Link, replid: &str, to: u64) -> Result<()> {
     // Any failure from here on asks for a full sync next time.
     repl.applied.store(0, Ordering::Release);
     repl.drop_peers();
-    let _hold = p.hold_snapshots(Duration::from_secs(600))?;
     if !shared.loading.is_active() {
         shared.loading.start();
         link.holds_loading.store(true, Ordering::Release);
@@ -388,7 +410,13 @@ struct FullSync<'a> {
 }
 
 impl<'a> FullSync<'a> {
-    fn begin(shared: &'a Arc<Shared>, link: &Link, replid: &str, lsn: u64) -> Result<FullSync<'a>> {
+    fn begin(
+        shared: &'a Arc<Shared>,
+        link: &Link,
+        replid: &str,
+        lsn: u64,
+        hold: Option<crate::snapshots::SnapshotHold<'a>>,
+    ) -> Result<FullSync<'a>> {
         let repl = &shared.replication;
         link.state.store(2, Ordering::Release);
         link.sync_bytes.store(0, Ordering::Relaxed);
@@ -398,10 +426,6 @@ impl<'a> FullSync<'a> {
         repl.applied.store(0, Ordering::Release);
         repl.drop_peers();
         let persistence = shared.persistence().cloned();
-        let hold = match shared.persistence() {
-            Some(p) => p.hold_snapshots(Duration::from_secs(600))?,
-            None => None,
-        };
         // Clients get -LOADING until a sync completes (node recovery may
         // already hold it: then the recovery thread ends it).
         if !shared.loading.is_active() {
