@@ -279,25 +279,41 @@ fn replicate(primary: &mut Running, replica: &mut Running, timeout: Duration) ->
 }
 
 /// Waits (at most `timeout`) until the replica's offset reaches the
-/// primary's, which takes no more writes, and checks both hold as many
-/// keys; returns the time that took.
+/// primary's and checks both hold as many keys; returns the time from the
+/// call until the replica first reached the primary's offset. A killed
+/// load's pipelined commands may still be running on the primary when this
+/// starts: the key counts are compared only once the primary's offset stood
+/// still across the comparison.
 fn caught_up(primary: &mut Running, replica: &mut Running, timeout: Duration) -> Result<Duration> {
     let mut p = Conn::open(primary)?;
     let mut r = Conn::open(replica)?;
     let started = Instant::now();
-    let target = p.info_number("replication", "master_repl_offset")?;
+    let mut took = None;
     loop {
         alive(primary)?;
         alive(replica)?;
+        let target = p.info_number("replication", "master_repl_offset")?;
         let info = r.info("replication")?;
         let offset = number(&info, "slave_repl_offset")
             .with_context(|| format!("INFO replication of {}:\n{info}", replica.name))?;
         if offset >= target && info_field(&info, "master_link_status") == Some("up") {
-            break;
+            let reached = *took.get_or_insert_with(|| started.elapsed());
+            let (a, b) = (p.dbsize_now()?, r.dbsize_now()?);
+            let still = p.info_number("replication", "master_repl_offset")? == target
+                && number(&r.info("replication")?, "slave_repl_offset").ok() == Some(target);
+            if still {
+                if a != b {
+                    bail!(
+                        "{} holds {a} keys and its replica {b} at the same replication offset {target}",
+                        primary.name
+                    );
+                }
+                return Ok(reached);
+            }
         }
         if Instant::now() > started + timeout {
             bail!(
-                "{} did not reach {}'s offset {target} within {timeout:?}; its INFO replication:\n{}",
+                "{} did not reach {}'s offset {target} (and hold still) within {timeout:?}; its INFO replication:\n{}",
                 replica.name,
                 primary.name,
                 info.trim_end()
@@ -305,12 +321,6 @@ fn caught_up(primary: &mut Running, replica: &mut Running, timeout: Duration) ->
         }
         std::thread::sleep(POLL);
     }
-    let took = started.elapsed();
-    let (a, b) = (p.dbsize_now()?, r.dbsize_now()?);
-    if a != b {
-        bail!("{} holds {a} keys and its replica {b} at the same replication offset", primary.name);
-    }
-    Ok(took)
 }
 
 /// FastCache's side stops at its first error (its replication may not be
