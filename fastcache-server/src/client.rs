@@ -63,8 +63,9 @@ const CLIENT_HELP: &[&str] = &[
     "    Prints this help.",
 ];
 
-/// Client types of CLIENT LIST TYPE and CLIENT KILL TYPE. FastCache has no
-/// replicas, so `master` and `replica` match nobody.
+/// Client types of CLIENT LIST TYPE and CLIENT KILL TYPE. A replica's
+/// stream is listed as a client of type `replica`; the link of a replica to
+/// its primary is not a client here, but CLIENT KILL TYPE master cuts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ClientType {
     Normal,
@@ -84,7 +85,9 @@ fn client_type(name: &[u8]) -> Result<ClientType, Reply> {
 }
 
 fn type_of(c: &ClientInfo) -> ClientType {
-    if c.subscriptions.load(Ordering::Relaxed) > 0 {
+    if c.replica.load(Ordering::Relaxed) {
+        ClientType::Replica
+    } else if c.subscriptions.load(Ordering::Relaxed) > 0 {
         ClientType::Pubsub
     } else {
         ClientType::Normal
@@ -103,6 +106,9 @@ fn describe(conn: &Conn, c: &ClientInfo) -> String {
         (c.subscriptions.load(Ordering::Relaxed), 0)
     };
     let mut flags = String::new();
+    if c.replica.load(Ordering::Relaxed) {
+        flags.push('S');
+    }
     if sub + psub > 0 {
         flags.push('P');
     }
@@ -347,8 +353,15 @@ fn kill(conn: &mut Conn, argv: &[&[u8]]) -> Reply {
             // The caller's own connection closes after this reply is sent:
             // the loop checks `killed` once the output is written.
             c.kill();
+            if c.replica.load(Ordering::Acquire) {
+                conn.shared.replication.stop_peer(c.id);
+            }
             killed += 1;
         }
+    }
+    if ctype == Some(ClientType::Master) && addr.is_none() && laddr.is_none() && id.is_none() {
+        // The link reconnects at once, as Redis' master client does.
+        killed += i64::from(conn.shared.replication.cut_link());
     }
     if old_form {
         if killed == 0 {

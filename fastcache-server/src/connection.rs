@@ -167,6 +167,7 @@ pub async fn serve(stream: TcpStream, addr: SocketAddr, shared: Arc<Shared>) {
         blocked: Default::default(),
         no_evict: Default::default(),
         killed: Default::default(),
+        replica: Default::default(),
         kill_notify: Default::default(),
         tx,
     });
@@ -208,7 +209,10 @@ pub async fn serve(stream: TcpStream, addr: SocketAddr, shared: Arc<Shared>) {
     conn.run(stream, rx).await;
     crate::pubsub::unsubscribe_all(&mut conn);
     shared.blocking.remove_client(id);
-    shared.clients.lock().remove(&id);
+    // A replica's stream lives on in a sender thread, which unlists it.
+    if !info.replica.load(Ordering::Acquire) {
+        shared.clients.lock().remove(&id);
+    }
 }
 
 impl Conn {
@@ -307,7 +311,8 @@ impl Conn {
                     {
                         Ok(stream) => {
                             let _ = stream.set_nonblocking(false);
-                            crate::replication::hand_off(self.shared.clone(), stream, leftover, req);
+                            self.info.replica.store(true, Ordering::Release);
+                            crate::replication::hand_off(self.shared.clone(), stream, leftover, req, self.info.clone());
                         }
                         Err(e) => tracing::warn!("cannot hand the connection to replication: {e}"),
                     }
@@ -396,7 +401,10 @@ impl Conn {
             self.reply(&Reply::err("NOAUTH Authentication required."));
             return Flow::Continue;
         }
-        if self.shared.loading.is_active() && !crate::command::allowed_while_loading(&self.shared.engine, name) {
+        if self.shared.loading.is_active()
+            && !crate::command::allowed_while_loading(&self.shared.engine, name)
+            && !(matches!(name, "replicaof" | "slaveof") && self.shared.recovered())
+        {
             self.reply(&Reply::err(crate::loading::LOADING_ERROR));
             return Flow::Continue;
         }

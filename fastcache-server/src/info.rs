@@ -263,7 +263,8 @@ fn section(out: &mut String, conn: &mut Conn, name: &str) {
             line("config_file", &"");
         }
         "clients" => {
-            let connected = sh.clients.lock().len();
+            // As Redis: replicas' streams are not counted.
+            let connected = sh.clients.lock().values().filter(|c| !c.replica.load(Ordering::Relaxed)).count();
             line("connected_clients", &connected);
             line("maxclients", &sh.params.read().maxclients);
             line("blocked_clients", &sh.blocking.blocked_count());

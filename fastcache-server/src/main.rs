@@ -91,7 +91,13 @@ fn main() -> anyhow::Result<()> {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
 }
 
 fn single_thread_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -252,7 +258,8 @@ fn start_recovery(shared: std::sync::Arc<server::Shared>) -> anyhow::Result<()> 
             if let (Err(e), true) = (&opened, node_recovery) {
                 let (host, port) = config.replicaof.clone().unwrap_or_default();
                 tracing::error!(
-                    "crash recovery failed: {e:#}. ENABLE_NODE_RECOVERY=true: the data set is fetched from the primary                      {host}:{port} instead"
+                    "crash recovery failed: {e:#}. ENABLE_NODE_RECOVERY=true and FASTCACHE_REPLICAOF is set: the WAL \
+                     and snapshots are moved aside and the data set is fetched from the primary {host}:{port} instead"
                 );
                 if let Err(e) = persist::move_aside(
                     &config.persistence_dir,
@@ -285,8 +292,9 @@ fn start_recovery(shared: std::sync::Arc<server::Shared>) -> anyhow::Result<()> 
                 let _ = shared.persistence.set(p.clone());
                 if p.snapshots.is_some() {
                     let bg = p.clone();
-                    if let Err(e) =
-                        std::thread::Builder::new().name("fastcache-snapshots".into()).spawn(move || bg.run_background())
+                    if let Err(e) = std::thread::Builder::new()
+                        .name("fastcache-snapshots".into())
+                        .spawn(move || bg.run_background())
                     {
                         tracing::error!("cannot start the snapshot thread ({e}); no scheduled snapshots");
                     }
@@ -303,7 +311,8 @@ fn start_recovery(shared: std::sync::Arc<server::Shared>) -> anyhow::Result<()> 
                     "node recovery: no local data; fetching the data set from the primary before serving"
                 );
                 shared.replication.mark_node_recovery();
-                while !link.synced.load(std::sync::atomic::Ordering::Acquire) {
+                // A REPLICAOF meanwhile (promotion, another primary) ends the wait too.
+                while !link.synced.load(std::sync::atomic::Ordering::Acquire) && !link.stopped() {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
             }

@@ -52,6 +52,10 @@ pub struct ClientInfo {
     pub no_evict: AtomicBool,
     /// Set by CLIENT KILL; the connection closes at its next wake-up.
     pub killed: AtomicBool,
+    /// The connection became a replica's stream (`PSYNC`): it stays listed
+    /// (CLIENT LIST flag `S`, CLIENT KILL TYPE replica) until the sender
+    /// thread ends.
+    pub replica: AtomicBool,
     pub kill_notify: Notify,
     /// Pub/Sub messages for this client.
     pub tx: mpsc::UnboundedSender<Push>,
@@ -164,6 +168,13 @@ impl Shared {
     /// loading and when persistence is off).
     pub fn persistence(&self) -> Option<&Arc<crate::persist::Persistence>> {
         self.persistence.get()
+    }
+
+    /// Crash recovery is over (or there is none): `-LOADING` now means a
+    /// replica's sync, during which REPLICAOF may still repoint or promote
+    /// it (as Redis allows until the final load).
+    pub fn recovered(&self) -> bool {
+        self.persistence().is_some() || !(self.config.enable_persistence && self.config.enable_wal)
     }
 
     pub fn next_client_id(&self) -> u64 {

@@ -168,7 +168,8 @@ impl Link {
         }
     }
 
-    fn stopped(&self) -> bool {
+    /// REPLICAOF stopped this link (promotion, or another primary).
+    pub fn stopped(&self) -> bool {
         self.stop.load(Ordering::Acquire)
     }
 
@@ -199,7 +200,6 @@ pub struct Replication {
     link: Mutex<Option<Arc<Link>>>,
     last_sync: Mutex<SyncReport>,
     state_path: Mutex<Option<PathBuf>>,
-    next_peer: AtomicU64,
     pub sync_full: AtomicU64,
     pub sync_partial_ok: AtomicU64,
     pub sync_partial_err: AtomicU64,
@@ -223,7 +223,6 @@ impl Default for Replication {
             link: Mutex::new(None),
             last_sync: Mutex::new(SyncReport::default()),
             state_path: Mutex::new(None),
-            next_peer: AtomicU64::new(1),
             sync_full: AtomicU64::new(0),
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
@@ -350,9 +349,10 @@ impl Replication {
             .count()
     }
 
-    fn add_peer(&self, addr: SocketAddr, listening_port: u16) -> Arc<Peer> {
+    /// Registers a replica's stream; `id` is its client ID (CLIENT KILL ID).
+    fn add_peer(&self, id: u64, addr: SocketAddr, listening_port: u16) -> Arc<Peer> {
         let peer = Arc::new(Peer {
-            id: self.next_peer.fetch_add(1, Ordering::Relaxed),
+            id,
             addr,
             listening_port,
             ack: AtomicU64::new(0),
@@ -378,6 +378,21 @@ impl Replication {
         self.has_peers.store(!peers.is_empty(), Ordering::Relaxed);
         drop(peers);
         self.acks.notify_waiters();
+    }
+
+    /// Disconnects the replica whose client ID is `id` (CLIENT KILL).
+    pub fn stop_peer(&self, id: u64) {
+        for p in self.peers.lock().iter().filter(|p| p.id == id) {
+            p.stop();
+        }
+    }
+
+    /// Cuts the link to the primary (CLIENT KILL TYPE master); it
+    /// reconnects and continues. Whether there was a connection to cut.
+    pub fn cut_link(&self) -> bool {
+        let link = self.link.lock().clone();
+        let socket = link.as_ref().and_then(|l| l.socket.lock().as_ref().and_then(|s| s.try_clone().ok()));
+        socket.is_some_and(|s| s.shutdown(std::net::Shutdown::Both).is_ok())
     }
 
     /// Disconnects every replica of this node (they reconnect and resync).

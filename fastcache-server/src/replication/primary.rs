@@ -41,22 +41,29 @@ pub struct PsyncRequest {
 
 /// Takes over a connection that sent `PSYNC`: the socket and whatever it
 /// sent after it go to a sender thread.
-pub fn hand_off(shared: Arc<Shared>, stream: TcpStream, leftover: Vec<u8>, req: PsyncRequest) {
+pub fn hand_off(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    leftover: Vec<u8>,
+    req: PsyncRequest,
+    client: Arc<crate::server::ClientInfo>,
+) {
+    let id = client.id;
+    let unlist = shared.clone();
     let spawned = std::thread::Builder::new().name("fastcache-repl-send".into()).spawn(move || {
-        let addr = match stream.peer_addr() {
-            Ok(a) => a,
-            Err(_) => return,
-        };
-        let peer = shared.replication.add_peer(addr, req.listening_port);
+        let addr = client.addr;
+        let peer = shared.replication.add_peer(id, addr, req.listening_port);
         *peer.socket.lock() = stream.try_clone().ok();
         match serve(&shared, &peer, stream, leftover, &req) {
             Ok(()) => tracing::info!(replica = %addr, "replica disconnected"),
             Err(e) => tracing::warn!(replica = %addr, "replication to the replica stopped: {e}"),
         }
         shared.replication.remove_peer(peer.id);
+        shared.clients.lock().remove(&id);
     });
     if let Err(e) = spawned {
         tracing::error!("cannot start a replication sender thread: {e}");
+        unlist.clients.lock().remove(&id);
     }
 }
 
