@@ -32,7 +32,7 @@
 //! error, with the reason; the Redis side still runs and the table shows
 //! its columns, and the part then returns FastCache's error.
 
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -42,8 +42,7 @@ use anyhow::{bail, Context, Result};
 
 use super::{
     fill_timeout, info_field, log_tail, median, median_sample, progress, read_reply, run_benchmark, thousands, verdict,
-    wait_client, Bench, Kind, Options, Persist, Reply, Running, Sample, Spec, CLIENTS, RUN_TIMEOUT, START_TIMEOUT,
-    VALUE_SIZE,
+    Bench, Kind, Options, Persist, Reply, Running, Sample, Spec, CLIENTS, RUN_TIMEOUT, START_TIMEOUT, VALUE_SIZE,
 };
 
 /// `-r` of the SET loads: keys `key:000000000000` … `key:000000999999`.
@@ -447,79 +446,11 @@ fn percentile(v: &[Duration], q: f64) -> Option<Duration> {
     v.get(rank.min(v.len()) - 1).copied()
 }
 
-/// Key `i` of (2)'s fill: redis-benchmark's `key:__rand_int__` shape.
-fn key(i: u64) -> String {
-    format!("key:{i:012}")
-}
-
-const VALUE_LEN: usize = VALUE_SIZE as usize;
-
-/// Value `i` of (2)'s fill: 64 characters of a 64-letter alphabet drawn
-/// from splitmix64 seeded with `i`, so that neither side's transfer gets
-/// the easy compression redis-benchmark's `xxx…` values would give.
-fn value(i: u64) -> [u8; VALUE_LEN] {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut state = i;
-    let mut next = || {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
-    let mut out = [0; VALUE_LEN];
-    for chunk in out.chunks_mut(10) {
-        let mut bits = next();
-        for b in chunk {
-            *b = ALPHABET[(bits & 63) as usize];
-            bits >>= 6;
-        }
-    }
-    out
-}
-
 /// Streams `SET key(i) value(i)` for every `i < keys` into `redis-cli
-/// --pipe` and checks its account; returns the time taken.
+/// --pipe` (the snapshot part's fill) and checks its account; returns the
+/// time taken.
 fn fill(server: &mut Running, keys: u64) -> Result<Duration> {
-    let timeout = fill_timeout(keys);
-    let started = Instant::now();
-    let mut child = Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", &server.port.to_string(), "--pipe"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("starting redis-cli --pipe")?;
-    let stdin = child.stdin.take().context("redis-cli's stdin")?;
-    let writer = std::thread::spawn(move || -> std::io::Result<()> {
-        let mut w = BufWriter::with_capacity(1 << 20, stdin);
-        for i in 0..keys {
-            let k = key(i);
-            write!(w, "*3\r\n$3\r\nSET\r\n${}\r\n{k}\r\n${VALUE_LEN}\r\n", k.len())?;
-            w.write_all(&value(i))?;
-            w.write_all(b"\r\n")?;
-        }
-        w.flush()
-    });
-    let what = format!("the fill (redis-cli --pipe, {keys} SETs within {timeout:?})");
-    let waited = wait_client(&mut child, server, started + timeout, &what);
-    let elapsed = started.elapsed();
-    let wrote = writer.join().map_err(|_| anyhow::anyhow!("the fill writer panicked"))?;
-    let (status, out, err) = waited?;
-    if let Err(e) = wrote {
-        bail!("writing the fill into redis-cli --pipe: {e}\n{out}{err}");
-    }
-    // The last line: "errors: 0, replies: 2000000".
-    let account = out.lines().rev().find(|l| l.starts_with("errors:")).map(|l| {
-        l.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).map(|n| n.parse().unwrap_or(0)).collect()
-    });
-    if !status.success() || account != Some(vec![0u64, keys]) {
-        bail!(
-            "redis-cli --pipe into {} ({status}) did not answer {keys} SETs without errors:\n{out}{err}",
-            server.name
-        );
-    }
-    Ok(elapsed)
+    super::snapshot::fill(server, keys, fill_timeout(keys))
 }
 
 /// Everything measured, column 0 FastCache, column 1 Redis.
@@ -728,12 +659,12 @@ fn lag(
 fn full_sync(bin: &Path, dir: &Path, opts: &Options, failed: &mut Option<String>, res: &mut Results) -> Result<()> {
     let keys = opts.repl_keys;
     println!(
-        "  (2) full sync: {} keys {}…{} with {VALUE_LEN}-byte values (fixed generator) sent by redis-cli --pipe to \
+        "  (2) full sync: {} keys {}…{} with {VALUE_SIZE}-byte values (fixed generator) sent by redis-cli --pipe to \
          a fresh primary; each round a fresh empty replica, timed from REPLICAOF until master_link_status:up and \
          DBSIZE equal (bound {:?})",
         thousands(keys as f64),
-        key(0),
-        key(keys - 1),
+        super::snapshot::key(0),
+        super::snapshot::key(keys - 1),
         sync_timeout(keys)
     );
     let mut primaries: [Option<Running>; 2] = [None, None];
@@ -983,13 +914,5 @@ mod tests {
         assert_eq!(percentile(&v, 1.0), Some(Duration::from_millis(200)));
         assert_eq!(percentile(&v[..1], 0.99), Some(Duration::from_millis(1)));
         assert_eq!(percentile(&[], 0.5), None);
-    }
-
-    #[test]
-    fn fill_data_is_fixed() {
-        assert_eq!(key(1_999_999), "key:000001999999");
-        assert_eq!(value(7), value(7));
-        assert_ne!(value(7), value(8));
-        assert!(value(1).iter().all(|b| b.is_ascii_alphanumeric() || b"+/".contains(b)));
     }
 }

@@ -54,7 +54,7 @@ fn snapshot_timeout(keys: u64) -> Duration {
 
 /// Key `i` of the fill: redis-benchmark's `key:__rand_int__` with `-r`
 /// (twelve zero-padded digits).
-fn key(i: u64) -> String {
+pub(super) fn key(i: u64) -> String {
     format!("key:{i:012}")
 }
 
@@ -210,8 +210,9 @@ fn not_wired(reply: &Reply) -> &'static str {
 }
 
 /// Streams the N SETs of the fill into `redis-cli --pipe` and checks its
-/// account (no errors, N replies); returns the time taken.
-fn fill(server: &mut Running, keys: u64, timeout: Duration) -> Result<Duration> {
+/// account (no errors, N replies); returns the time taken. The replication
+/// part fills its primaries with it too.
+pub(super) fn fill(server: &mut Running, keys: u64, timeout: Duration) -> Result<Duration> {
     let started = Instant::now();
     let mut child = Command::new("redis-cli")
         .args(["-h", "127.0.0.1", "-p", &server.port.to_string(), "--pipe"])
