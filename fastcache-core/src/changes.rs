@@ -96,9 +96,10 @@ pub enum IncrementalError {
     /// Change tracking is off, so there is nothing to build on.
     #[error("change tracking is off; take a full backup first")]
     NotTracking,
-    /// SWAPDB moved whole databases since the last backup point: only a
-    /// full backup describes that.
-    #[error("a SWAPDB happened since the last backup; a full backup is needed")]
+    /// SWAPDB moved whole databases since the last backup point, or the
+    /// data set was replaced wholesale ([`Engine::require_full_backup`]):
+    /// only a full backup describes that.
+    #[error("a SWAPDB or a replacement of the data set happened since the last backup; a full backup is needed")]
     NeedsFull,
 }
 
@@ -289,6 +290,18 @@ impl Engine {
         let databases = self.0.databases;
         for s in self.0.shards.iter() {
             s.lock().changes = on.then(|| Box::new(ChangeSet::new(databases)));
+        }
+    }
+
+    /// Makes the next incremental backup refuse with
+    /// [`IncrementalError::NeedsFull`] (if tracking is on): the data set was
+    /// replaced by a path that tracks no keys — a replica's full sync loads
+    /// its snapshot chunks directly, a rewind rebuilds memory.
+    pub fn require_full_backup(&self) {
+        for s in self.0.shards.iter() {
+            if let Some(c) = s.lock().changes.as_mut() {
+                c.swapped = true;
+            }
         }
     }
 

@@ -131,3 +131,19 @@ fn swapdb_needs_a_full_base_and_tracking_off_refuses() {
     assert_eq!(fastcache_core::decode_changes(&chunk).expect("decode").len(), 1);
     assert_eq!(engine.changed_keys(), 0);
 }
+
+#[test]
+fn a_replaced_data_set_needs_a_full_base() {
+    let engine = Engine::default();
+    engine.require_full_backup(); // tracking off: nothing to mark
+    engine.set_change_tracking(true);
+    let (cursor, ()) = engine.begin_backup_base(|| ()).expect("base");
+    drop(cursor);
+    let (cursor, ()) = engine.begin_incremental(|| ()).expect("an increment after a base");
+    drop(cursor);
+    engine.require_full_backup();
+    assert_eq!(engine.begin_incremental(|| ()).err(), Some(IncrementalError::NeedsFull));
+    let (cursor, ()) = engine.begin_backup_base(|| ()).expect("base");
+    drop(cursor);
+    assert!(engine.begin_incremental(|| ()).is_ok(), "a base restarts the chain");
+}

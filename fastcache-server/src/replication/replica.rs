@@ -382,6 +382,7 @@ fn rewind(shared: &Shared, link: &Link, replid: &str, to: u64) -> Result<()> {
     }
     repl.applied.store(to, Ordering::Release);
     repl.save_state(false);
+    shared.engine.require_full_backup();
     repl.syncs_partial_done.fetch_add(1, Ordering::Relaxed);
     {
         let mut last = repl.last_sync.lock();
@@ -503,6 +504,9 @@ impl<'a> FullSync<'a> {
         repl.applied.store(self.lsn, Ordering::Release);
         repl.save_state(false);
         shared.engine.reset_dirty();
+        // The loaded keys went past change tracking: a backup chain must
+        // restart from a full base.
+        shared.engine.require_full_backup();
         let seconds = self.started.elapsed().as_secs_f64();
         {
             let mut last = repl.last_sync.lock();
