@@ -279,6 +279,9 @@ const WINDOW: u32 = 4096;
 const ENTER_SERIAL: u32 = 8;
 /// Back to parallel replay when a window has at most this many barriers.
 const LEAVE_SERIAL: u32 = 4;
+/// Replaying serially, one record in this many is classified (finding a
+/// record's shards costs about 5% of applying it).
+const SERIAL_SAMPLE: u32 = 8;
 
 /// Reads the log and hands each record to its worker, applying barriers
 /// itself — and every record, while barriers are frequent. Returns early
@@ -303,7 +306,11 @@ fn route<F: FnMut(&ReplayReport)>(
             break;
         }
         let record = RecordRef::decode(&payload).map_err(|source| Error::Record { lsn, source })?;
-        let owner = engine.record_shards(&record).filter(|_| workers > 0).and_then(|shards| {
+        // Serially, only every SERIAL_SAMPLE-th record is looked at, to
+        // notice when barriers thin out.
+        let classify = !serial || seen % SERIAL_SAMPLE == 0;
+        let shards = if classify { engine.record_shards(&record) } else { None };
+        let owner = shards.filter(|_| workers > 0).and_then(|shards| {
             let w = shards.first()? % workers;
             shards.iter().all(|s| s % workers == w).then_some(w)
         });
@@ -318,9 +325,10 @@ fn route<F: FnMut(&ReplayReport)>(
         }
         tally.add(lsn, payload.len());
         seen += 1;
-        barriers += u32::from(owner.is_none());
+        barriers += u32::from(classify && owner.is_none());
         if seen == WINDOW {
-            serial = workers == 0 || barriers > if serial { LEAVE_SERIAL } else { ENTER_SERIAL };
+            serial =
+                workers == 0 || if serial { barriers * SERIAL_SAMPLE > LEAVE_SERIAL } else { barriers > ENTER_SERIAL };
             (seen, barriers) = (0, 0);
         }
     }
