@@ -81,8 +81,9 @@ pub fn replay_wal_until(
 /// As [`replay_wal`], with the LSN serial replay would report. What the
 /// engine then holds:
 /// - after [`Error::Wal`], or an [`Error::Record`] / [`Error::Replay`] at a
-///   record the calling thread handles (one that does not decode, or a
-///   barrier), exactly what serial replay leaves: every record before it;
+///   record the calling thread handles (one that does not decode, a
+///   barrier, any record while barriers are dense), exactly what serial
+///   replay leaves: every record before it;
 /// - after an [`Error::Replay`] in a worker: every record before it too,
 ///   and in addition possibly some records after it that touch none of the
 ///   failing record's shards and come before the next barrier (they were
@@ -118,11 +119,12 @@ pub fn replay_wal_parallel(
 const BATCH_RECORDS: usize = 512;
 /// Payload bytes per message to a worker, give or take a record.
 const BATCH_BYTES: usize = 256 << 10;
-/// Batches queued per worker before the reader waits: deep, so that a
-/// worker the scheduler set aside for a moment (the reader and the workers
-/// share the cores) does not stall the reader, and with it the others
-/// (4 instead of 64 cost about 15% on 2 cores).
-const QUEUED_BATCHES: usize = 64;
+/// Batches queued for all workers together before the reader waits (at
+/// most 64 per worker, at least 4): deep, so that a worker the scheduler
+/// set aside for a moment (the reader and the workers share the cores) does
+/// not stall the reader, and with it the others (4 per worker instead of 64
+/// cost about 15% on 2 cores), with payloads in flight around 32 MiB.
+const QUEUED_BATCHES: usize = 128;
 
 /// Consecutive records of one worker: their payloads end to end, and each
 /// one's LSN and end offset.
@@ -186,10 +188,13 @@ fn parallel<F: FnMut(&ReplayReport)>(
     let shared = Shared { stop: AtomicU64::new(Lsn::MAX), error: Mutex::new(None) };
     let (ack_tx, ack_rx) = mpsc::channel::<bool>();
     let (free_tx, free_rx) = mpsc::channel::<Batch>();
+    // More workers than shards would have nothing to do.
+    let threads = threads.min(engine.shard_count());
+    let depth = (QUEUED_BATCHES / threads).clamp(4, 64);
     let routed = std::thread::scope(|s| {
         let mut queues = Vec::with_capacity(threads);
         for i in 0..threads {
-            let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUED_BATCHES);
+            let (tx, rx) = mpsc::sync_channel::<Msg>(depth);
             let (shared, ack_tx, free_tx) = (&shared, ack_tx.clone(), free_tx.clone());
             let work = move || worker(engine, rx, shared, ack_tx, free_tx);
             // A thread that cannot be spawned is not an error: fewer
