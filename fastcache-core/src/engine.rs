@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::evict::EvictionPolicy;
 use crate::keyspace::Db;
 use crate::notify::Event;
-use crate::record::{Op, Record};
+use crate::record::{Op, Record, RecordRef};
 use crate::reply::{errors, Reply};
 use crate::table::hash;
 
@@ -580,41 +580,20 @@ impl Engine {
             return batch;
         }
 
-        // Lock every shard the batch may touch, in ascending order. A key's
-        // shard does not depend on its database, so commands of a replayed
-        // record lock the same way whatever database each runs in.
+        // Lock every shard the batch may touch, in ascending order.
         let nshards = inner.shards.len();
-        let mut all = false;
-        let mut idx: SmallVec<[usize; 4]> = SmallVec::new();
-        for c in cmds {
-            match c.spec.lock_set(c.argv) {
-                LockSet::None => {}
-                LockSet::All => all = true,
-                LockSet::Args(positions) => {
-                    for p in positions {
-                        if let Some(k) = c.argv.get(p) {
-                            idx.push(inner.shard_of(hash(k)));
-                        }
-                    }
+        let mut guards = SmallVec::new();
+        match self.lock_shards(cmds, watched_expiry) {
+            None => {
+                guards.reserve_exact(nshards);
+                for i in 0..nshards {
+                    guards.push((i, inner.shards[i].lock()));
                 }
             }
-        }
-        if let Some(w) = watched_expiry {
-            for (_, k, _) in w {
-                idx.push(inner.shard_of(hash(k)));
-            }
-        }
-        let mut guards = SmallVec::new();
-        if all {
-            guards.reserve_exact(nshards);
-            for i in 0..nshards {
-                guards.push((i, inner.shards[i].lock()));
-            }
-        } else {
-            idx.sort_unstable();
-            idx.dedup();
-            for &i in &idx {
-                guards.push((i, inner.shards[i].lock()));
+            Some(idx) => {
+                for &i in &idx {
+                    guards.push((i, inner.shards[i].lock()));
+                }
             }
         }
 
@@ -655,13 +634,12 @@ impl Engine {
                     journal.append(&Record { ops: effects, time_ms: cx.now })
                 }
             }
-            Run::Replay { record } => {
-                if replies.last().is_some_and(Reply::is_error) || !journal.enabled() {
-                    Ok(())
-                } else {
+            Run::Replay { record } => match record {
+                Some(record) if journal.enabled() && !replies.last().is_some_and(Reply::is_error) => {
                     journal.append(record)
                 }
-            }
+                _ => Ok(()),
+            },
         };
         let journal_error = appended.err().map(|e| e.message);
         // A client gets the journal's error instead of every reply: nothing
@@ -681,6 +659,81 @@ impl Engine {
             aborted,
             journal_error,
         }
+    }
+
+    /// The shards `cmds` (and a transaction's watched keys) must lock,
+    /// ascending and without duplicates; `None` for every shard. A key's
+    /// shard does not depend on its database, so commands of a replayed
+    /// record lock the same way whatever database each runs in.
+    fn lock_shards(
+        &self,
+        cmds: &[BatchCmd<'_>],
+        watched_expiry: Option<&[(usize, &[u8], u64)]>,
+    ) -> Option<SmallVec<[usize; 4]>> {
+        let inner = &*self.0;
+        let mut idx: SmallVec<[usize; 4]> = SmallVec::new();
+        for c in cmds {
+            match c.spec.lock_set(c.argv) {
+                LockSet::None => {}
+                LockSet::All => return None,
+                LockSet::Args(positions) => {
+                    for p in positions {
+                        if let Some(k) = c.argv.get(p) {
+                            idx.push(inner.shard_of(hash(k)));
+                        }
+                    }
+                }
+            }
+        }
+        for (_, k, _) in watched_expiry.unwrap_or_default() {
+            idx.push(inner.shard_of(hash(k)));
+        }
+        idx.sort_unstable();
+        idx.dedup();
+        Some(idx)
+    }
+
+    /// The commands of a record to re-apply, each in its own database.
+    ///
+    /// # Errors
+    /// [`Error::Replay`] for an op that is not a command this engine can
+    /// run (bad database, unknown command, wrong number of arguments).
+    fn replay_cmds<'r>(&self, record: &'r RecordRef<'_>) -> Result<SmallVec<[BatchCmd<'r>; 1]>> {
+        let mut cmds = SmallVec::with_capacity(record.ops.len());
+        for (i, op) in record.ops.iter().enumerate() {
+            let db = op.db as usize;
+            if db >= self.0.databases || op.argv.is_empty() {
+                return Err(Error::Replay { op: i, command: op.name(), reply: "bad database or empty op".into() });
+            }
+            let Some(spec) = commands::lookup(op.argv[0]) else {
+                return Err(Error::Replay { op: i, command: op.name(), reply: "unknown command".into() });
+            };
+            if !spec.arity_ok(op.argv.len()) {
+                return Err(Error::Replay { op: i, command: op.name(), reply: "wrong number of arguments".into() });
+            }
+            cmds.push(BatchCmd { spec, argv: op.argv.as_slice(), db: Some(db) });
+        }
+        Ok(cmds)
+    }
+
+    /// The number of lock shards (a power of two).
+    pub fn shard_count(&self) -> usize {
+        self.0.shards.len()
+    }
+
+    /// The shards re-applying `record` locks — ascending, without
+    /// duplicates, each below [`Engine::shard_count`] — or `None` when an op
+    /// may touch any key (FLUSHALL, SWAPDB, …) or is not a command this
+    /// engine can run (re-applying it fails). An empty set means the record
+    /// touches no key.
+    ///
+    /// Records whose shard sets are disjoint commute: applying them in
+    /// either order, or at the same time from different threads, gives the
+    /// same state. Parallel WAL replay relies on this, so it is the very set
+    /// [`Engine::apply_record`] locks.
+    pub fn record_shards(&self, record: &RecordRef<'_>) -> Option<SmallVec<[usize; 4]>> {
+        let cmds = self.replay_cmds(record).ok()?;
+        self.lock_shards(&cmds, None)
     }
 
     /// Re-applies a record produced by this engine (WAL replay). Equivalent
@@ -720,25 +773,25 @@ impl Engine {
     /// - [`Error::Journal`] if `journal` refused the record; the record is
     ///   applied in memory but not journalled.
     pub fn apply_record_with(&self, record: &Record, journal: &mut dyn Journal) -> Result<()> {
-        let owned: Vec<Vec<&[u8]>> =
-            record.ops.iter().map(|op| op.argv.iter().map(|a| a.0.as_slice()).collect()).collect();
-        let mut cmds = Vec::with_capacity(owned.len());
-        for (i, (op, argv)) in record.ops.iter().zip(&owned).enumerate() {
-            let db = op.db as usize;
-            if db >= self.0.databases || argv.is_empty() {
-                return Err(Error::Replay { op: i, command: op.name(), reply: "bad database or empty op".into() });
-            }
-            let Some(spec) = commands::lookup(argv[0]) else {
-                return Err(Error::Replay { op: i, command: op.name(), reply: "unknown command".into() });
-            };
-            if !spec.arity_ok(argv.len()) {
-                return Err(Error::Replay { op: i, command: op.name(), reply: "wrong number of arguments".into() });
-            }
-            cmds.push(BatchCmd { spec, argv: argv.as_slice(), db: Some(db) });
-        }
+        self.apply_view(&record.view(), Some(record), journal)
+    }
+
+    /// [`Engine::apply_record`] of a record decoded in place
+    /// ([`RecordRef::decode`]): WAL replay, which then copies no argument.
+    ///
+    /// # Errors
+    /// As [`Engine::apply_record`].
+    pub fn apply_record_ref(&self, record: &RecordRef<'_>) -> Result<()> {
+        self.apply_view(record, None, &mut NoJournal)
+    }
+
+    /// Applies `view`; `record`, the same record owned, is what `journal`
+    /// gets (`None` only with a journal that is not enabled).
+    fn apply_view(&self, view: &RecordRef<'_>, record: Option<&Record>, journal: &mut dyn Journal) -> Result<()> {
+        let cmds = self.replay_cmds(view)?;
         let batch = self.run_batch(0, false, &cmds, journal, Run::Replay { record });
         if let Some((i, Reply::Error(e))) = batch.replies.iter().enumerate().find(|(_, r)| r.is_error()) {
-            return Err(Error::Replay { op: i, command: record.ops[i].name(), reply: e.to_string() });
+            return Err(Error::Replay { op: i, command: view.ops[i].name(), reply: e.to_string() });
         }
         match batch.journal_error {
             Some(message) => Err(Error::Journal(message)),
@@ -944,8 +997,9 @@ enum Run<'a> {
     /// TTL, whose expiry aborts the block.
     Client { watched_expiry: Option<&'a [(usize, &'a [u8], u64)]> },
     /// An existing record re-applied: no lazy expiry, eviction or effects;
-    /// the record itself is journalled if every op applied.
-    Replay { record: &'a Record },
+    /// the record itself is journalled if every op applied (`None`: there
+    /// is no journal).
+    Replay { record: Option<&'a Record> },
 }
 
 struct Batch {
@@ -1174,6 +1228,62 @@ mod tests {
         assert_eq!(t.engine.stats().expired_keys, 1);
         assert_eq!(t.engine.dbsize(0), 5);
         t.check_replay();
+    }
+
+    #[test]
+    fn record_shards_are_the_shards_a_record_locks() {
+        let engine = Engine::new(EngineConfig { shards: 8, ..EngineConfig::default() });
+        assert_eq!(engine.shard_count(), 8);
+        let shard = |k: &str| engine.0.shard_of(hash(k.as_bytes()));
+        let a = shard("a");
+        let kb = (0..).map(|i| format!("b{i}")).find(|k| shard(k) != a).expect("a key in another shard");
+        let kb = kb.as_str();
+        let b = shard(kb);
+        let shards = |ops: Vec<Op>| engine.record_shards(&Record { ops, time_ms: 0 }.view()).map(|s| s.into_vec());
+
+        assert_eq!(shards(vec![op(0, &["SET", "a", "1"])]), Some(vec![a]));
+        // Databases do not matter; keys are deduplicated and sorted.
+        assert_eq!(
+            shards(vec![op(3, &["DEL", kb, "a", kb]), op(0, &["SADD", "a", "m"])]),
+            Some(vec![a.min(b), a.max(b)])
+        );
+        assert_eq!(shards(vec![op(0, &["RENAME", "a", kb])]), Some(vec![a.min(b), a.max(b)]));
+        assert_eq!(
+            shards(vec![op(0, &["ZUNIONSTORE", "a", "2", kb, "a"])]),
+            Some(vec![a.min(b), a.max(b)]),
+            "movable keys"
+        );
+        // Every shard: commands that may touch any key, and ops that cannot
+        // be applied at all (so that they fail where serial replay fails).
+        for ops in [
+            vec![op(0, &["SET", "a", "1"]), op(0, &["FLUSHALL"])],
+            vec![op(0, &["SWAPDB", "0", "1"])],
+            vec![op(0, &["FLUSHDB"])],
+            vec![op(0, &["NOPE", "a"])],
+            vec![op(0, &["SET", "a"])],
+            vec![op(99, &["SET", "a", "1"])],
+        ] {
+            assert_eq!(shards(ops.clone()), None, "{ops:?}");
+        }
+        assert_eq!(shards(vec![]), Some(vec![]));
+    }
+
+    #[test]
+    fn a_borrowed_record_applies_as_the_owned_one() -> Result<()> {
+        let record = Record {
+            ops: vec![op(0, &["SET", "a", "1"]), op(2, &["RPUSH", "l", "x", "y", "z", "w", "v"])],
+            time_ms: 0,
+        };
+        let bytes = record.encode();
+        let (owned, borrowed) = (Engine::default(), Engine::default());
+        owned.apply_record(&record)?;
+        borrowed.apply_record_ref(&RecordRef::decode(&bytes)?)?;
+        assert_eq!(owned.digest(), borrowed.digest());
+        assert_ne!(owned.digest(), Engine::default().digest());
+        let bad = Record { ops: vec![op(0, &["LPUSH", "a", "x"])], time_ms: 0 };
+        let e = borrowed.apply_record_ref(&bad.view());
+        assert!(matches!(&e, Err(Error::Replay { op: 0, command, .. }) if command == "LPUSH"), "{e:?}");
+        Ok(())
     }
 
     #[test]

@@ -64,6 +64,6 @@ pub use engine::{Engine, EngineConfig, Journal, JournalError, NoJournal, Outcome
 pub use error::{Error, Result};
 pub use evict::EvictionPolicy;
 pub use expire::ExpireReport;
-pub use record::{Arg, Op, Record, RECORD_VERSION};
+pub use record::{Arg, Op, OpRef, Record, RecordRef, RECORD_VERSION};
 pub use reply::{errors, Reply};
 pub use snapshot::{decode_entries, SnapshotBusy, SnapshotCursor, SnapshotEntry, SnapshotLoadError};

@@ -17,6 +17,7 @@
 //! `docs/formats.md`.
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::error::{Error, Result};
 
@@ -58,6 +59,66 @@ pub struct Arg(#[serde(with = "serde_bytes")] pub Vec<u8>);
 impl std::fmt::Debug for Arg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:?}", String::from_utf8_lossy(&self.0))
+    }
+}
+
+/// A record decoded without copying: every argument borrows from the
+/// encoded bytes (WAL replay). Up to one op of up to four arguments costs no
+/// allocation at all. Same format as [`Record`], decoded by the same serde
+/// description.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+pub struct RecordRef<'a> {
+    /// The effects, in the order they were applied.
+    #[serde(borrow)]
+    pub ops: SmallVec<[OpRef<'a>; 1]>,
+    /// As [`Record::time_ms`].
+    pub time_ms: u64,
+}
+
+/// Version 1 of the format, borrowed.
+#[derive(Deserialize)]
+struct RecordRefV1<'a> {
+    #[serde(borrow)]
+    ops: SmallVec<[OpRef<'a>; 1]>,
+}
+
+/// One effect of a [`RecordRef`].
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+pub struct OpRef<'a> {
+    /// The logical database the command applies to.
+    pub db: u32,
+    /// The command name and its arguments.
+    #[serde(borrow)]
+    pub argv: SmallVec<[&'a [u8]; 4]>,
+}
+
+impl std::fmt::Debug for OpRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let argv: Vec<_> = self.argv.iter().map(|a| String::from_utf8_lossy(a)).collect();
+        f.debug_struct("OpRef").field("db", &self.db).field("argv", &argv).finish()
+    }
+}
+
+impl OpRef<'_> {
+    /// The command name, lossily as text, for messages.
+    pub fn name(&self) -> String {
+        self.argv.first().map(|a| String::from_utf8_lossy(a).into_owned()).unwrap_or_default()
+    }
+}
+
+impl<'a> RecordRef<'a> {
+    /// Decodes a record written by [`Record::encode`], borrowing its
+    /// arguments from `bytes`.
+    ///
+    /// # Errors
+    /// As [`Record::decode`].
+    pub fn decode(bytes: &'a [u8]) -> Result<RecordRef<'a>> {
+        decode_versioned(bytes, |v1: RecordRefV1<'a>| RecordRef { ops: v1.ops, time_ms: 0 })
+    }
+
+    /// An owned copy.
+    pub fn to_record(&self) -> Record {
+        Record { ops: self.ops.iter().map(|op| Op::new(op.db as usize, &op.argv)).collect(), time_ms: self.time_ms }
     }
 }
 
@@ -114,21 +175,43 @@ impl Record {
     /// [`Error::UnsupportedVersion`] for an unknown version byte,
     /// [`Error::Corrupted`] for bytes that do not decode completely.
     pub fn decode(bytes: &[u8]) -> Result<Record> {
-        let (&version, body) = bytes.split_first().ok_or_else(|| Error::Corrupted { reason: "empty record".into() })?;
-        let corrupted = |e: postcard::Error| Error::Corrupted { reason: e.to_string() };
-        let (rec, rest): (Record, &[u8]) = match version {
-            RECORD_VERSION => postcard::take_from_bytes(body).map_err(corrupted)?,
-            1 => {
-                let (v1, rest): (RecordV1, &[u8]) = postcard::take_from_bytes(body).map_err(corrupted)?;
-                (Record { ops: v1.ops, time_ms: 0 }, rest)
-            }
-            _ => return Err(Error::UnsupportedVersion { found: version, supported: RECORD_VERSION }),
-        };
-        if !rest.is_empty() {
-            return Err(Error::Corrupted { reason: format!("{} trailing bytes after the record", rest.len()) });
-        }
-        Ok(rec)
+        decode_versioned(bytes, |v1: RecordV1| Record { ops: v1.ops, time_ms: 0 })
     }
+
+    /// A view of the record borrowing its arguments, as
+    /// [`RecordRef::decode`] would give.
+    pub fn view(&self) -> RecordRef<'_> {
+        RecordRef {
+            ops: self
+                .ops
+                .iter()
+                .map(|op| OpRef { db: op.db, argv: op.argv.iter().map(|a| a.0.as_slice()).collect() })
+                .collect(),
+            time_ms: self.time_ms,
+        }
+    }
+}
+
+/// The version byte, then the postcard body of the current version `R` or
+/// of version 1 `V1`, and nothing after it.
+fn decode_versioned<'a, R: Deserialize<'a>, V1: Deserialize<'a>>(
+    bytes: &'a [u8],
+    from_v1: impl FnOnce(V1) -> R,
+) -> Result<R> {
+    let (&version, body) = bytes.split_first().ok_or_else(|| Error::Corrupted { reason: "empty record".into() })?;
+    let corrupted = |e: postcard::Error| Error::Corrupted { reason: e.to_string() };
+    let (rec, rest) = match version {
+        RECORD_VERSION => postcard::take_from_bytes::<R>(body).map_err(corrupted)?,
+        1 => {
+            let (v1, rest) = postcard::take_from_bytes::<V1>(body).map_err(corrupted)?;
+            (from_v1(v1), rest)
+        }
+        _ => return Err(Error::UnsupportedVersion { found: version, supported: RECORD_VERSION }),
+    };
+    if !rest.is_empty() {
+        return Err(Error::Corrupted { reason: format!("{} trailing bytes after the record", rest.len()) });
+    }
+    Ok(rec)
 }
 
 #[cfg(test)]
@@ -167,6 +250,26 @@ mod tests {
     }
 
     #[test]
+    fn a_borrowed_decode_equals_the_owned_one() {
+        let recs = [
+            Record { ops: vec![Op::new(0, &[b"SET", b"k", &[0xff; 200]])], time_ms: 1_700_000_000_123 },
+            Record {
+                ops: vec![Op::new(1, &[b"DEL", b"a", b"b", b"c", b"d", b"e"]), Op::new(15, &[b"FLUSHALL"])],
+                time_ms: 0,
+            },
+            Record::default(),
+        ];
+        for rec in recs {
+            let bytes = rec.encode();
+            let view = RecordRef::decode(&bytes).expect("decodes");
+            assert_eq!(view, rec.view());
+            assert_eq!(view.to_record(), rec);
+        }
+        let v1 = [1u8, 1, 0, 2, 3, b'D', b'E', b'L', 1, b'k'];
+        assert_eq!(RecordRef::decode(&v1).expect("a version 1 record").to_record(), Record::decode(&v1).expect("v1"));
+    }
+
+    #[test]
     fn rejects_damage() {
         let rec = Record { ops: vec![Op::new(0, &[b"SET", b"key", b"value"])], time_ms: 0 };
         let bytes = rec.encode();
@@ -178,5 +281,10 @@ mod tests {
         let mut extra = bytes.clone();
         extra.push(0);
         assert!(matches!(Record::decode(&extra), Err(Error::Corrupted { .. })));
+        for bad in [&[][..], &v2, &bytes[..bytes.len() - 2], &extra] {
+            let owned = Record::decode(bad).err().map(|e| e.to_string());
+            assert!(owned.is_some());
+            assert_eq!(RecordRef::decode(bad).err().map(|e| e.to_string()), owned);
+        }
     }
 }

@@ -9,7 +9,7 @@ use fastcache_snapshot::{SnapshotEntry, SnapshotStore};
 use fastcache_wal::{Lsn, Wal};
 
 use crate::error::{Error, Result};
-use crate::replay::{replay_wal, replay_wal_until, ReplayReport};
+use crate::replay::{replay_wal_parallel, ReplayReport};
 
 /// The snapshot recovery loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,8 +82,8 @@ pub enum Progress {
 /// oldest retained snapshot for exactly this. With no usable snapshot, the
 /// whole WAL is replayed — if it still starts at its first record.
 ///
-/// `threads` decode snapshot chunks in parallel. `progress` is called now
-/// and then.
+/// `threads` decode snapshot chunks and replay the WAL in parallel
+/// ([`crate::replay_wal_parallel`]). `progress` is called now and then.
 ///
 /// # Errors
 /// - [`Error::Gap`] if the WAL no longer holds the records right after the
@@ -163,7 +163,7 @@ pub fn recover(
     if wal_last > from {
         tracing::info!(from = from + 1, to = wal_last, "replaying the WAL after the snapshot");
     }
-    report.wal = replay_wal(engine, wal, from + 1, |r| {
+    report.wal = replay_wal_parallel(engine, wal, from + 1, Lsn::MAX, threads, |r| {
         progress(Progress::Wal { records: r.records, lsn: r.last_lsn, last_lsn: wal_last });
         let done = r.last_lsn.saturating_sub(from) as f64 / wal_last.saturating_sub(from).max(1) as f64;
         tracing::info!(
@@ -182,7 +182,7 @@ pub fn recover(
 /// came after `to` is left out. For a node that rejoins a new primary whose
 /// history forked from its own at `to` (its records after `to` were never
 /// replicated). `engine` is emptied first. Neither the log nor the
-/// snapshots are changed.
+/// snapshots are changed. `threads` load the snapshot and replay the log.
 ///
 /// # Errors
 /// [`Error::Gap`] if no snapshot at or below `to` and the log together
@@ -222,7 +222,7 @@ pub fn rewind(
         if wal.stats().first_lsn > from + 1 || wal.last_lsn() < to {
             return Err(gap());
         }
-        let replayed = replay_wal_until(engine, wal, from + 1, to, |_| {})?;
+        let replayed = replay_wal_parallel(engine, wal, from + 1, to, threads, |_| {})?;
         if replayed.last_lsn != to {
             return Err(gap());
         }
