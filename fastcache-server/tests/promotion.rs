@@ -152,3 +152,57 @@ fn replication_metrics_and_role() {
     let redis::Value::Array(replicas) = &parts[2] else { panic!("ROLE replicas: {parts:?}") };
     assert_eq!(replicas.len(), 1);
 }
+
+#[test]
+fn promoted_in_the_middle_of_a_full_sync_the_data_directory_matches_memory() {
+    let p = Server::start();
+    {
+        // Enough that the sync takes a moment: 200k keys of 100 bytes.
+        let mut c = p.client();
+        let value = "v".repeat(100);
+        for start in (0..200_000).step_by(1000) {
+            let mut mset = redis::cmd("MSET");
+            for i in start..start + 1000 {
+                mset.arg(format!("bulk:{i}")).arg(&value);
+            }
+            let _: () = mset.query(&mut c).expect("MSET");
+        }
+        let _: () = redis::cmd("SET").arg("counter").arg(5).query(&mut c).expect("SET");
+    }
+    let dir = common::TempDir::new("promoted-mid-sync");
+    let dir_s = dir.path().to_string_lossy().into_owned();
+    let mut r = Server::start_with(&[("PERSISTENCE_DIR", dir_s.as_str())]);
+    write(&r, "own", 20);
+    let mut mid_sync = false;
+    let port = p.port.to_string();
+    assert_eq!(cmd(&r, &["REPLICAOF", "127.0.0.1", &port]), redis::Value::Okay);
+    // Promote as soon as the sync is under way (bounded).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text: String = redis::cmd("INFO").arg("replication").query(&mut r.client()).unwrap_or_default();
+        if text.contains("master_sync_in_progress:1") || text.contains("fastcache_last_sync:full") {
+            mid_sync = text.contains("master_sync_in_progress:1");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the full sync never started:\n{text}\n{}", r.stderr_text());
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(cmd(&r, &["REPLICAOF", "NO", "ONE"]), redis::Value::Okay);
+    if mid_sync {
+        assert!(r.stderr_text().contains("promoted during a full sync"), "{}", r.stderr_text());
+    }
+    // Acknowledged writes on the promoted node, some depending on what it holds.
+    let mut c = r.client();
+    let counter: i64 = redis::cmd("INCR").arg("counter").query(&mut c).expect("INCR");
+    let _: () = redis::cmd("SET").arg("after-promotion").arg("yes").query(&mut c).expect("SET");
+    let before = digest(&r);
+    // A crash now must bring back exactly what clients saw.
+    let _ = std::process::Command::new("kill").args(["-KILL", &r.pid().to_string()]).status();
+    assert!(r.wait_exit(Duration::from_secs(10)).is_some());
+    drop(r);
+    let r = Server::start_with(&[("PERSISTENCE_DIR", dir_s.as_str())]);
+    assert_eq!(digest(&r), before, "after the crash the data differs from what was served; log:\n{}", r.stderr_text());
+    assert_eq!(cmd(&r, &["GET", "counter"]), redis::Value::BulkString(counter.to_string().into_bytes()));
+    assert_eq!(cmd(&r, &["GET", "after-promotion"]), redis::Value::BulkString(b"yes".to_vec()));
+    drop(dir);
+}

@@ -198,6 +198,9 @@ pub struct Replication {
     /// Woken when a replica acknowledges (WAIT, WAITAOF).
     pub acks: tokio::sync::Notify,
     link: Mutex<Option<Arc<Link>>>,
+    /// A full sync or rewind began replacing the data set and has not
+    /// finished: memory and the data directory disagree until one does.
+    replacing: AtomicBool,
     last_sync: Mutex<SyncReport>,
     state_path: Mutex<Option<PathBuf>>,
     pub sync_full: AtomicU64,
@@ -221,6 +224,7 @@ impl Default for Replication {
             getack: AtomicU64::new(0),
             acks: tokio::sync::Notify::new(),
             link: Mutex::new(None),
+            replacing: AtomicBool::new(false),
             last_sync: Mutex::new(SyncReport::default()),
             state_path: Mutex::new(None),
             sync_full: AtomicU64::new(0),
@@ -444,6 +448,27 @@ impl Replication {
     /// previous ID stays valid up to what was applied.
     fn become_primary(&self, shared: &Shared) {
         self.stop_link(shared);
+        if self.replacing.swap(false, Ordering::AcqRel) {
+            // Promoted in the middle of a full sync: memory holds part of the
+            // primary's data set, the data directory the old one. New writes
+            // apply to memory, so the directory must become memory first.
+            if let Some(p) = shared.persistence() {
+                match replica::adopt_memory(shared, p) {
+                    Ok(lsn) => tracing::warn!(
+                        lsn,
+                        "promoted during a full sync: the data set is incomplete; it was snapshotted as it is and \
+                         the WAL restarted after it"
+                    ),
+                    Err(e) => {
+                        let cause =
+                            format!("promoted during a full sync and the partial data set could not be saved: {e}");
+                        tracing::error!("{cause}");
+                        // Writes are refused until healing snapshots memory.
+                        p.fail(&cause);
+                    }
+                }
+            }
+        }
         {
             let mut ids = self.ids.lock();
             let applied = self.applied.load(Ordering::Acquire);

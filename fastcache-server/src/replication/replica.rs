@@ -325,6 +325,23 @@ fn apply(shared: &Shared, persistence: Option<&Persistence>, lsn: u64, payload: 
     Ok(())
 }
 
+/// Makes the data directory hold exactly what memory holds: a snapshot at
+/// the WAL's last LSN becomes the only one and the log restarts after it
+/// (as healing a failed log does). For a replica promoted in the middle of
+/// a full sync. Returns the snapshot's LSN.
+pub(super) fn adopt_memory(shared: &Shared, p: &Persistence) -> Result<u64> {
+    let snaps = p.snapshots.as_ref().ok_or("snapshots are disabled (ENABLE_SNAPSHOTS=false)")?;
+    let _hold = p.hold_snapshots(Duration::from_secs(60))?;
+    let (mut cursor, lsn) =
+        shared.engine.begin_snapshot(|| p.wal.last_lsn()).map_err(|_| "another snapshot is running".to_string())?;
+    let writer = crate::snapshots::write_file(&mut cursor, &snaps.store, lsn, None)?;
+    drop(cursor);
+    let info = writer.finish().map_err(|e| format!("finishing the snapshot at LSN {lsn}: {e}"))?;
+    p.wal.restart_after(lsn).map_err(|e| format!("restarting the WAL after LSN {lsn}: {e}"))?;
+    snaps.store.publish_only(&info).map_err(|e| format!("publishing the snapshot at LSN {lsn}: {e}"))?;
+    Ok(lsn)
+}
+
 /// Waits until no snapshot runs and keeps new ones from starting (a
 /// stopped link gives up).
 fn hold_snapshots<'a>(p: &'a Persistence, link: &Link) -> Result<Option<crate::snapshots::SnapshotHold<'a>>> {
@@ -358,6 +375,7 @@ fn rewind(shared: &Shared, link: &Link, replid: &str, to: u64) -> Result<()> {
     );
     link.state.store(2, Ordering::Release);
     repl.save_state(true);
+    repl.replacing.store(true, Ordering::Release);
     // Any failure from here on asks for a full sync next time.
     repl.applied.store(0, Ordering::Release);
     repl.drop_peers();
@@ -382,6 +400,7 @@ fn rewind(shared: &Shared, link: &Link, replid: &str, to: u64) -> Result<()> {
     }
     repl.applied.store(to, Ordering::Release);
     repl.save_state(false);
+    repl.replacing.store(false, Ordering::Release);
     shared.engine.require_full_backup();
     repl.syncs_partial_done.fetch_add(1, Ordering::Relaxed);
     {
@@ -424,6 +443,7 @@ impl<'a> FullSync<'a> {
         // Until it is done, the data directory mixes two histories: a
         // crash from here on makes the next start discard it.
         repl.save_state(true);
+        repl.replacing.store(true, Ordering::Release);
         repl.applied.store(0, Ordering::Release);
         repl.drop_peers();
         let persistence = shared.persistence().cloned();
@@ -503,6 +523,7 @@ impl<'a> FullSync<'a> {
         }
         repl.applied.store(self.lsn, Ordering::Release);
         repl.save_state(false);
+        repl.replacing.store(false, Ordering::Release);
         shared.engine.reset_dirty();
         // The loaded keys went past change tracking: a backup chain must
         // restart from a full base.
