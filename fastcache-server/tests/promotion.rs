@@ -173,20 +173,18 @@ fn promoted_in_the_middle_of_a_full_sync_the_data_directory_matches_memory() {
     let dir_s = dir.path().to_string_lossy().into_owned();
     let mut r = Server::start_with(&[("PERSISTENCE_DIR", dir_s.as_str())]);
     write(&r, "own", 20);
-    let mut mid_sync = false;
     let port = p.port.to_string();
     assert_eq!(cmd(&r, &["REPLICAOF", "127.0.0.1", &port]), redis::Value::Okay);
     // Promote as soon as the sync is under way (bounded).
     let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    let mid_sync = loop {
         let text: String = redis::cmd("INFO").arg("replication").query(&mut r.client()).unwrap_or_default();
         if text.contains("master_sync_in_progress:1") || text.contains("fastcache_last_sync:full") {
-            mid_sync = text.contains("master_sync_in_progress:1");
-            break;
+            break text.contains("master_sync_in_progress:1");
         }
         assert!(Instant::now() < deadline, "the full sync never started:\n{text}\n{}", r.stderr_text());
         std::thread::sleep(Duration::from_millis(1));
-    }
+    };
     assert_eq!(cmd(&r, &["REPLICAOF", "NO", "ONE"]), redis::Value::Okay);
     if mid_sync {
         assert!(r.stderr_text().contains("promoted during a full sync"), "{}", r.stderr_text());
