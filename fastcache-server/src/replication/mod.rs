@@ -285,21 +285,24 @@ impl Replication {
                         ids.offset2 = last + 1;
                     }
                 }
-                repl.save_state(false);
+                let _ = repl.save_state(false);
                 Start { link: None }
             }
         }
     }
 
     /// Writes the state file (no-op without persistence). A failure is
-    /// logged: the next start then treats the data as another history
-    /// (a full sync), which is safe.
-    fn save_state(&self, syncing: bool) {
-        let Some(path) = self.state_path.lock().clone() else { return };
+    /// logged and returned: marking `syncing` must succeed before data is
+    /// replaced (the caller gives up otherwise); a failed update of the ID
+    /// alone only costs a full sync after the next start.
+    fn save_state(&self, syncing: bool) -> Result<(), String> {
+        let Some(path) = self.state_path.lock().clone() else { return Ok(()) };
         let saved = state::Saved { replid: self.ids.lock().replid.clone(), syncing };
-        if let Err(e) = state::save(&path, &saved) {
-            tracing::error!("writing {}: {e}; the next start will need a full resynchronisation", path.display());
-        }
+        state::save(&path, &saved).map_err(|e| {
+            let msg = format!("writing {}: {e}", path.display());
+            tracing::error!("{msg}; the next start will need a full resynchronisation");
+            msg
+        })
     }
 
     /// The offset INFO and ROLE report: the last LSN of the WAL (primary)
@@ -463,7 +466,9 @@ impl Replication {
                         let cause =
                             format!("promoted during a full sync and the partial data set could not be saved: {e}");
                         tracing::error!("{cause}");
-                        // Writes are refused until healing snapshots memory.
+                        // Writes are refused until healing snapshots memory
+                        // (no write is acknowledged before the directory
+                        // matches memory again).
                         p.fail(&cause);
                     }
                 }
@@ -478,7 +483,7 @@ impl Replication {
         shared.engine.set_replica_mode(false);
         *self.role.write() = Role::Primary;
         self.replica.store(false, Ordering::Release);
-        self.save_state(false);
+        let _ = self.save_state(false);
         tracing::info!(offset = self.applied.load(Ordering::Acquire), "promoted to primary (REPLICAOF NO ONE)");
     }
 

@@ -142,7 +142,7 @@ fn session(shared: &Arc<Shared>, link: &Arc<Link>) -> Result<()> {
                     ids.replid = id.to_string();
                 }
             }
-            repl.save_state(false);
+            let _ = repl.save_state(false);
             repl.syncs_partial_done.fetch_add(1, Ordering::Relaxed);
             {
                 let mut last = repl.last_sync.lock();
@@ -374,7 +374,7 @@ fn rewind(shared: &Shared, link: &Link, replid: &str, to: u64) -> Result<()> {
          replicated before the failover)"
     );
     link.state.store(2, Ordering::Release);
-    repl.save_state(true);
+    repl.save_state(true)?;
     repl.replacing.store(true, Ordering::Release);
     // Any failure from here on asks for a full sync next time.
     repl.applied.store(0, Ordering::Release);
@@ -399,7 +399,7 @@ fn rewind(shared: &Shared, link: &Link, replid: &str, to: u64) -> Result<()> {
         ids.offset2 = 0;
     }
     repl.applied.store(to, Ordering::Release);
-    repl.save_state(false);
+    let _ = repl.save_state(false);
     repl.replacing.store(false, Ordering::Release);
     shared.engine.require_full_backup();
     repl.syncs_partial_done.fetch_add(1, Ordering::Relaxed);
@@ -442,7 +442,7 @@ impl<'a> FullSync<'a> {
         link.sync_bytes.store(0, Ordering::Relaxed);
         // Until it is done, the data directory mixes two histories: a
         // crash from here on makes the next start discard it.
-        repl.save_state(true);
+        repl.save_state(true)?;
         repl.replacing.store(true, Ordering::Release);
         repl.applied.store(0, Ordering::Release);
         repl.drop_peers();
@@ -522,7 +522,7 @@ impl<'a> FullSync<'a> {
             ids.offset2 = 0;
         }
         repl.applied.store(self.lsn, Ordering::Release);
-        repl.save_state(false);
+        let _ = repl.save_state(false);
         repl.replacing.store(false, Ordering::Release);
         shared.engine.reset_dirty();
         // The loaded keys went past change tracking: a backup chain must
