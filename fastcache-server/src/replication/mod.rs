@@ -456,7 +456,9 @@ impl Replication {
             // primary's data set, the data directory the old one. New writes
             // apply to memory, so the directory must become memory first.
             if let Some(p) = shared.persistence() {
-                match replica::adopt_memory(shared, p) {
+                let adopted =
+                    p.hold_snapshots(Duration::from_secs(60)).and_then(|_hold| replica::adopt_memory(shared, p, None));
+                match adopted {
                     Ok(lsn) => tracing::warn!(
                         lsn,
                         "promoted during a full sync: the data set is incomplete; it was snapshotted as it is and \

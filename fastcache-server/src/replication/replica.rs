@@ -325,19 +325,21 @@ fn apply(shared: &Shared, persistence: Option<&Persistence>, lsn: u64, payload: 
     Ok(())
 }
 
-/// Makes the data directory hold exactly what memory holds: a snapshot at
-/// the WAL's last LSN becomes the only one and the log restarts after it
-/// (as healing a failed log does). For a replica promoted in the middle of
-/// a full sync. Returns the snapshot's LSN.
-pub(super) fn adopt_memory(shared: &Shared, p: &Persistence) -> Result<u64> {
+/// Makes the data directory hold exactly what memory holds, as the state
+/// at `lsn` (default: the WAL's last LSN): a snapshot of memory becomes the
+/// only one and the WAL restarts after it — forward or, after a rewind,
+/// backwards. For a rewind, and for a replica promoted in the middle of a
+/// full sync. The caller holds snapshots off. Returns the LSN.
+pub(super) fn adopt_memory(shared: &Shared, p: &Persistence, lsn: Option<u64>) -> Result<u64> {
     let snaps = p.snapshots.as_ref().ok_or("snapshots are disabled (ENABLE_SNAPSHOTS=false)")?;
-    let _hold = p.hold_snapshots(Duration::from_secs(60))?;
-    let (mut cursor, lsn) =
-        shared.engine.begin_snapshot(|| p.wal.last_lsn()).map_err(|_| "another snapshot is running".to_string())?;
+    let (mut cursor, lsn) = shared
+        .engine
+        .begin_snapshot(|| lsn.unwrap_or_else(|| p.wal.last_lsn()))
+        .map_err(|_| "another snapshot is running".to_string())?;
     let writer = crate::snapshots::write_file(&mut cursor, &snaps.store, lsn, None)?;
     drop(cursor);
     let info = writer.finish().map_err(|e| format!("finishing the snapshot at LSN {lsn}: {e}"))?;
-    p.wal.restart_after(lsn).map_err(|e| format!("restarting the WAL after LSN {lsn}: {e}"))?;
+    p.wal.reset_after(lsn).map_err(|e| format!("restarting the WAL after LSN {lsn}: {e}"))?;
     snaps.store.publish_only(&info).map_err(|e| format!("publishing the snapshot at LSN {lsn}: {e}"))?;
     Ok(lsn)
 }
@@ -386,12 +388,7 @@ fn rewind(shared: &Shared, link: &Link, replid: &str, to: u64) -> Result<()> {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     fastcache_recovery::rewind(&shared.engine, &p.wal, &snaps.store, to, threads)
         .map_err(|e| format!("rebuilding the state at LSN {to} failed ({e}); a full resynchronisation follows"))?;
-    let (mut cursor, _) = shared.engine.begin_snapshot(|| ()).map_err(|_| "another snapshot is running".to_string())?;
-    let writer = crate::snapshots::write_file(&mut cursor, &snaps.store, to, None)?;
-    drop(cursor);
-    let info = writer.finish().map_err(|e| format!("finishing the snapshot at LSN {to}: {e}"))?;
-    p.wal.reset_after(to).map_err(|e| format!("restarting the WAL after LSN {to}: {e}"))?;
-    snaps.store.publish_only(&info).map_err(|e| format!("publishing the snapshot at LSN {to}: {e}"))?;
+    adopt_memory(shared, &p, Some(to))?;
     {
         let mut ids = repl.ids.lock();
         ids.replid = replid.to_string();
