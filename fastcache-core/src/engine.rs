@@ -81,6 +81,14 @@ pub trait Journal {
     /// until it heals (invariant 6).
     fn append(&mut self, record: &Record) -> std::result::Result<(), JournalError>;
 
+    /// Persists a record re-applied from its decoded-in-place form
+    /// ([`Engine::apply_record_ref_with`]). The default builds the owned
+    /// record and calls [`Journal::append`]; a journal that already holds
+    /// the record's bytes (a replica writing its primary's) ignores it.
+    fn append_replayed(&mut self, record: &RecordRef<'_>) -> std::result::Result<(), JournalError> {
+        self.append(&record.to_record())
+    }
+
     /// Whether records are wanted at all; when false the engine skips
     /// building them (persistence off).
     fn enabled(&self) -> bool {
@@ -558,7 +566,7 @@ impl Engine {
         resp3: bool,
         cmds: &[BatchCmd<'_>],
         journal: &mut dyn Journal,
-        run: Run<'_>,
+        run: Run<'_, '_>,
     ) -> Batch {
         let inner = &*self.0;
         let (replay, watched_expiry) = match run {
@@ -634,12 +642,13 @@ impl Engine {
                     journal.append(&Record { ops: effects, time_ms: cx.now })
                 }
             }
-            Run::Replay { record } => match record {
-                Some(record) if journal.enabled() && !replies.last().is_some_and(Reply::is_error) => {
-                    journal.append(record)
+            Run::Replay { view, owned } if journal.enabled() && !replies.last().is_some_and(Reply::is_error) => {
+                match owned {
+                    Some(record) => journal.append(record),
+                    None => journal.append_replayed(view),
                 }
-                _ => Ok(()),
-            },
+            }
+            Run::Replay { .. } => Ok(()),
         };
         let journal_error = appended.err().map(|e| e.message);
         // A client gets the journal's error instead of every reply: nothing
@@ -785,11 +794,21 @@ impl Engine {
         self.apply_view(record, None, &mut NoJournal)
     }
 
+    /// [`Engine::apply_record_with`] of a record decoded in place; the
+    /// journal gets it through [`Journal::append_replayed`] (a replica
+    /// appends its primary's bytes, copying no argument).
+    ///
+    /// # Errors
+    /// As [`Engine::apply_record_with`].
+    pub fn apply_record_ref_with(&self, record: &RecordRef<'_>, journal: &mut dyn Journal) -> Result<()> {
+        self.apply_view(record, None, journal)
+    }
+
     /// Applies `view`; `record`, the same record owned, is what `journal`
-    /// gets (`None` only with a journal that is not enabled).
+    /// gets if the caller has it (else `journal.append_replayed(view)`).
     fn apply_view(&self, view: &RecordRef<'_>, record: Option<&Record>, journal: &mut dyn Journal) -> Result<()> {
         let cmds = self.replay_cmds(view)?;
-        let batch = self.run_batch(0, false, &cmds, journal, Run::Replay { record });
+        let batch = self.run_batch(0, false, &cmds, journal, Run::Replay { view, owned: record });
         if let Some((i, Reply::Error(e))) = batch.replies.iter().enumerate().find(|(_, r)| r.is_error()) {
             return Err(Error::Replay { op: i, command: view.ops[i].name(), reply: e.to_string() });
         }
@@ -991,15 +1010,15 @@ struct BatchCmd<'c> {
 
 /// Whose commands a batch runs, which decides what is journalled.
 #[derive(Clone, Copy)]
-enum Run<'a> {
+enum Run<'a, 'r> {
     /// A client's command or MULTI/EXEC block: effects are recorded and
     /// journalled as a new record. EXEC passes its WATCHed keys that had a
     /// TTL, whose expiry aborts the block.
     Client { watched_expiry: Option<&'a [(usize, &'a [u8], u64)]> },
     /// An existing record re-applied: no lazy expiry, eviction or effects;
-    /// the record itself is journalled if every op applied (`None`: there
-    /// is no journal).
-    Replay { record: Option<&'a Record> },
+    /// the record itself is journalled if every op applied — `owned` when
+    /// the caller has it, else from `view` ([`Journal::append_replayed`]).
+    Replay { view: &'a RecordRef<'r>, owned: Option<&'a Record> },
 }
 
 struct Batch {
@@ -1090,6 +1109,40 @@ mod tests {
         q(&engine, &mut s, &["SELECT", "3"]);
         assert_eq!(q(&engine, &mut s, &["GET", "b"]), bulk("2"));
         assert_eq!(q(&engine, &mut s, &["EXISTS", "s", "a"]), Reply::Int(0));
+        Ok(())
+    }
+
+    #[test]
+    fn a_record_applied_in_place_reaches_the_journal_through_append_replayed() -> Result<()> {
+        struct Raw(Vec<Record>, usize);
+        impl Journal for Raw {
+            fn append(&mut self, _record: &Record) -> std::result::Result<(), JournalError> {
+                panic!("an in-place record goes through append_replayed");
+            }
+            fn append_replayed(&mut self, record: &RecordRef<'_>) -> std::result::Result<(), JournalError> {
+                self.0.push(record.to_record());
+                self.1 += 1;
+                Ok(())
+            }
+        }
+        let engine = Engine::default();
+        let record = Record { ops: vec![op(0, &["SET", "a", "1"]), op(2, &["RPUSH", "l", "x"])], time_ms: 7 };
+        let bytes = record.encode();
+        let mut journal = Raw(Vec::new(), 0);
+        engine.apply_record_ref_with(&RecordRef::decode(&bytes)?, &mut journal)?;
+        assert_eq!((journal.0, journal.1), (vec![record], 1));
+        // A failing op journals nothing.
+        let bad = Record { ops: vec![op(0, &["LPUSH", "a", "x"])], time_ms: 8 }.encode();
+        let mut journal = Raw(Vec::new(), 0);
+        assert!(engine.apply_record_ref_with(&RecordRef::decode(&bad)?, &mut journal).is_err());
+        assert_eq!(journal.1, 0);
+        // The default builds the owned record for `append`.
+        let mut owned = Vec::new();
+        engine.apply_record_ref_with(&RecordRef::decode(&bytes)?, &mut |r: &Record| {
+            owned.push(r.clone());
+            Ok(())
+        })?;
+        assert_eq!(owned.len(), 1);
         Ok(())
     }
 

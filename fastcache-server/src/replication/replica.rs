@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use fastcache_core::{Journal, JournalError, Op, Record};
+use fastcache_core::{Journal, JournalError, Op, Record, RecordRef};
 use fastcache_snapshot::{SnapshotMeta, SnapshotWriter, WriterOptions};
 
 use super::{state, wire, Link, SyncReport};
@@ -287,8 +287,8 @@ struct ReplicaJournal<'a> {
     lsn: u64,
 }
 
-impl Journal for ReplicaJournal<'_> {
-    fn append(&mut self, _record: &Record) -> std::result::Result<(), JournalError> {
+impl ReplicaJournal<'_> {
+    fn append_raw(&mut self) -> std::result::Result<(), JournalError> {
         let Some(p) = self.persistence else { return Ok(()) };
         match p.wal.append(self.raw) {
             Ok(got) if got == self.lsn => Ok(()),
@@ -306,6 +306,21 @@ impl Journal for ReplicaJournal<'_> {
     }
 }
 
+impl Journal for ReplicaJournal<'_> {
+    fn append(&mut self, _record: &Record) -> std::result::Result<(), JournalError> {
+        self.append_raw()
+    }
+
+    /// The primary's bytes are at hand: nothing is re-encoded.
+    fn append_replayed(&mut self, _record: &RecordRef<'_>) -> std::result::Result<(), JournalError> {
+        self.append_raw()
+    }
+
+    fn enabled(&self) -> bool {
+        self.persistence.is_some()
+    }
+}
+
 /// Applies one streamed record, which must follow the last applied one.
 fn apply(shared: &Shared, persistence: Option<&Persistence>, lsn: u64, payload: &[u8]) -> Result<()> {
     let repl = &shared.replication;
@@ -313,9 +328,9 @@ fn apply(shared: &Shared, persistence: Option<&Persistence>, lsn: u64, payload: 
     if lsn != applied + 1 {
         return Err(format!("the stream jumped from LSN {applied} to {lsn}; resynchronising"));
     }
-    let record = Record::decode(payload).map_err(|e| format!("record {lsn} does not decode: {e}"))?;
+    let record = RecordRef::decode(payload).map_err(|e| format!("record {lsn} does not decode: {e}"))?;
     let mut journal = ReplicaJournal { persistence, raw: payload, lsn };
-    if let Err(e) = shared.engine.apply_record_with(&record, &mut journal) {
+    if let Err(e) = shared.engine.apply_record_ref_with(&record, &mut journal) {
         // Memory and the local WAL may now disagree: only a full sync
         // (which replaces both) is safe.
         repl.applied.store(0, Ordering::Release);
