@@ -3,10 +3,10 @@
 //! peak memory, CONFIG RESETSTAT).
 //!
 //! What FastCache does not have is left out rather than faked: there is no
-//! error statistics section, command statistics count calls and failed
-//! calls but not time (`usec=0`), there is no replication beyond
-//! `role:master` with no replicas, and persistence reports
-//! `fastcache_persistence:disabled` until the persistence layer exists.
+//! error statistics section, and command statistics count calls and failed
+//! calls but not time (`usec=0`). The replication section comes from
+//! `replication::info_fields` (offsets are WAL LSNs), the persistence
+//! section from the persistence layer.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
