@@ -181,7 +181,19 @@ fn offline_backup_refuses_a_directory_in_use() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let root = tmp.path().join("data");
     build_dir(&root, 50, 50)?;
-    let (wal, _) = Wal::open(&root.join("wal"), wal_options())?;
+    // `flock` belongs to the open file description: a child process that
+    // another test forks at the wrong moment holds `build_dir`'s LOCK fd
+    // until it execs (close-on-exec), so the lock may outlive `close` by a
+    // moment. Retry, bounded.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let (wal, _) = loop {
+        match Wal::open(&root.join("wal"), wal_options()) {
+            Err(fastcache_wal::Error::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => break other?,
+        }
+    };
     let (code, v) = fastcache_json(&["backup", s(&root), s(&tmp.path().join("b"))]);
     assert_eq!(code, 1);
     assert!(v["error"].as_str().unwrap_or_default().contains("--from"), "{v:#}");
