@@ -20,6 +20,9 @@ pub struct Backups {
     pub interval: Duration,
     state: Mutex<State>,
     pub stop: AtomicBool,
+    /// Held while a backup is taken, and by [`Persistence::hold_snapshots`]
+    /// (a replica replacing its data set): never both at once.
+    pub(crate) busy: Mutex<()>,
 }
 
 #[derive(Default)]
@@ -35,7 +38,13 @@ struct State {
 impl Backups {
     /// Wraps an open backup directory.
     pub fn new(dir: BackupDir, interval: Duration) -> Backups {
-        Backups { dir, interval, state: Mutex::new(State::default()), stop: AtomicBool::new(false) }
+        Backups {
+            dir,
+            interval,
+            state: Mutex::new(State::default()),
+            stop: AtomicBool::new(false),
+            busy: Mutex::new(()),
+        }
     }
 }
 
@@ -47,6 +56,7 @@ impl Persistence {
     /// the WAL not durable).
     pub fn take_backup(&self) -> Result<LinkInfo, String> {
         let Some(b) = &self.backups else { return Err("incremental backups are disabled".into()) };
+        let _busy = b.busy.lock();
         let engine = self.engine();
         let durable = |lsn| self.make_durable(lsn);
         let result = match b.dir.write_incremental(engine, || self.wal.last_lsn(), durable) {

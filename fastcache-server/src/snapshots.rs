@@ -141,14 +141,18 @@ pub fn write_file(
     Ok(writer)
 }
 
-/// Snapshots are held off while this lives ([`Persistence::hold_snapshots`]).
+/// Snapshots and backups are held off while this lives
+/// ([`Persistence::hold_snapshots`]).
 pub struct SnapshotHold<'a> {
-    snaps: &'a Snapshots,
+    snaps: Option<&'a Snapshots>,
+    _backups: Option<parking_lot::MutexGuard<'a, ()>>,
 }
 
 impl Drop for SnapshotHold<'_> {
     fn drop(&mut self) {
-        self.snaps.state.lock().running = None;
+        if let Some(s) = self.snaps {
+            s.state.lock().running = None;
+        }
     }
 }
 
@@ -189,20 +193,22 @@ impl Persistence {
         Ok(())
     }
 
-    /// Keeps snapshots from being taken until the returned guard is
-    /// dropped, waiting (at most `wait`) for one that runs to finish. A
-    /// replica holds it while a full resynchronisation replaces memory, the
-    /// WAL and the snapshots: a snapshot of a half-loaded state must never
-    /// be published. `Ok(None)` when snapshots are disabled.
+    /// Keeps snapshots and incremental backups from being taken until the
+    /// returned guard is dropped, waiting (at most `wait`) for a snapshot
+    /// that runs to finish, and for a running backup. A replica holds it
+    /// while a full resynchronisation replaces memory, the WAL and the
+    /// snapshots: neither a snapshot nor a backup of a half-loaded state
+    /// may ever be published.
     ///
     /// # Errors
     /// A snapshot was still running after `wait`.
-    pub fn hold_snapshots(&self, wait: Duration) -> Result<Option<SnapshotHold<'_>>, String> {
-        let Some(snaps) = &self.snapshots else { return Ok(None) };
+    pub fn hold_snapshots(&self, wait: Duration) -> Result<SnapshotHold<'_>, String> {
+        let backups = self.backups.as_ref().map(|b| b.busy.lock());
+        let Some(snaps) = &self.snapshots else { return Ok(SnapshotHold { snaps: None, _backups: backups }) };
         let deadline = Instant::now() + wait;
         loop {
             match self.claim(Trigger::Replication) {
-                Ok(()) => return Ok(Some(SnapshotHold { snaps })),
+                Ok(()) => return Ok(SnapshotHold { snaps: Some(snaps), _backups: backups }),
                 Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
                 Err(e) => return Err(format!("a snapshot is still running: {e}")),
             }

@@ -359,12 +359,12 @@ pub(super) fn adopt_memory(shared: &Shared, p: &Persistence, lsn: Option<u64>) -
     Ok(lsn)
 }
 
-/// Waits until no snapshot runs and keeps new ones from starting (a
+/// Waits until no snapshot or backup runs and keeps new ones from starting (a
 /// stopped link gives up).
 fn hold_snapshots<'a>(p: &'a Persistence, link: &Link) -> Result<Option<crate::snapshots::SnapshotHold<'a>>> {
     loop {
         match p.hold_snapshots(Duration::ZERO) {
-            Ok(hold) => return Ok(hold),
+            Ok(hold) => return Ok(Some(hold)),
             Err(_) if !link.stopped() => std::thread::sleep(Duration::from_millis(20)),
             Err(e) => return Err(e),
         }
