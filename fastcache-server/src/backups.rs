@@ -20,7 +20,7 @@ pub struct Backups {
     pub interval: Duration,
     state: Mutex<State>,
     pub stop: AtomicBool,
-    /// Held while a backup is taken, and by [`Persistence::hold_snapshots`]
+    /// Held while a backup is taken, and by [`Persistence::hold_copies`]
     /// (a replica replacing its data set): never both at once.
     pub(crate) busy: Mutex<()>,
 }

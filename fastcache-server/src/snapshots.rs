@@ -50,7 +50,7 @@ pub enum Trigger {
     /// A clean shutdown (SHUTDOWN, SIGTERM, SIGINT).
     Shutdown,
     /// Not a snapshot: a replica's full resynchronisation replacing the
-    /// data, during which no snapshot may be taken ([`Persistence::hold_snapshots`]).
+    /// data, during which no snapshot may be taken ([`Persistence::hold_copies`]).
     Replication,
 }
 
@@ -142,13 +142,13 @@ pub fn write_file(
 }
 
 /// Snapshots and backups are held off while this lives
-/// ([`Persistence::hold_snapshots`]).
-pub struct SnapshotHold<'a> {
+/// ([`Persistence::hold_copies`]).
+pub struct CopyHold<'a> {
     snaps: Option<&'a Snapshots>,
     _backups: Option<parking_lot::MutexGuard<'a, ()>>,
 }
 
-impl Drop for SnapshotHold<'_> {
+impl Drop for CopyHold<'_> {
     fn drop(&mut self) {
         if let Some(s) = self.snaps {
             s.state.lock().running = None;
@@ -202,13 +202,13 @@ impl Persistence {
     ///
     /// # Errors
     /// A snapshot was still running after `wait`.
-    pub fn hold_snapshots(&self, wait: Duration) -> Result<SnapshotHold<'_>, String> {
+    pub fn hold_copies(&self, wait: Duration) -> Result<CopyHold<'_>, String> {
         let backups = self.backups.as_ref().map(|b| b.busy.lock());
-        let Some(snaps) = &self.snapshots else { return Ok(SnapshotHold { snaps: None, _backups: backups }) };
+        let Some(snaps) = &self.snapshots else { return Ok(CopyHold { snaps: None, _backups: backups }) };
         let deadline = Instant::now() + wait;
         loop {
             match self.claim(Trigger::Replication) {
-                Ok(()) => return Ok(SnapshotHold { snaps: Some(snaps), _backups: backups }),
+                Ok(()) => return Ok(CopyHold { snaps: Some(snaps), _backups: backups }),
                 Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
                 Err(e) => return Err(format!("a snapshot is still running: {e}")),
             }

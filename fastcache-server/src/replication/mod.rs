@@ -457,7 +457,7 @@ impl Replication {
             // apply to memory, so the directory must become memory first.
             if let Some(p) = shared.persistence() {
                 let adopted =
-                    p.hold_snapshots(Duration::from_secs(60)).and_then(|_hold| replica::adopt_memory(shared, p, None));
+                    p.hold_copies(Duration::from_secs(60)).and_then(|_hold| replica::adopt_memory(shared, p, None));
                 match adopted {
                     Ok(lsn) => tracing::warn!(
                         lsn,

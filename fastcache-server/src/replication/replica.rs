@@ -120,7 +120,7 @@ fn session(shared: &Arc<Shared>, link: &Arc<Link>) -> Result<()> {
     // Full syncs and rewinds replace the data set: no snapshot meanwhile
     // (waited for before the data lock, so a stop is never held up by it).
     let hold = match (words.first(), shared.persistence()) {
-        (Some(&"+FULLRESYNC" | &"+REWIND"), Some(p)) => hold_snapshots(p, link)?,
+        (Some(&"+FULLRESYNC" | &"+REWIND"), Some(p)) => hold_copies(p, link)?,
         _ => None,
     };
     let guard = link.apply.lock();
@@ -143,15 +143,8 @@ fn session(shared: &Arc<Shared>, link: &Arc<Link>) -> Result<()> {
                 }
             }
             let _ = repl.save_state(false);
-            repl.syncs_partial_done.fetch_add(1, Ordering::Relaxed);
-            {
-                let mut last = repl.last_sync.lock();
-                *last = SyncReport { kind: "partial", node_recovery: last.node_recovery, ..Default::default() };
-            }
+            record_sync(shared, link, SyncReport { kind: "partial", ..Default::default() });
             tracing::info!(from_lsn = next, "partial resynchronisation: continuing from the primary's WAL");
-            link.state.store(3, Ordering::Release);
-            *link.down_since.lock() = None;
-            link.synced.store(true, Ordering::Release);
             None
         }
         ["+REWIND", id, lsn] if state::is_replid(id) => {
@@ -361,9 +354,9 @@ pub(super) fn adopt_memory(shared: &Shared, p: &Persistence, lsn: Option<u64>) -
 
 /// Waits until no snapshot or backup runs and keeps new ones from starting (a
 /// stopped link gives up).
-fn hold_snapshots<'a>(p: &'a Persistence, link: &Link) -> Result<Option<crate::snapshots::SnapshotHold<'a>>> {
+fn hold_copies<'a>(p: &'a Persistence, link: &Link) -> Result<Option<crate::snapshots::CopyHold<'a>>> {
     loop {
-        match p.hold_snapshots(Duration::ZERO) {
+        match p.hold_copies(Duration::ZERO) {
             Ok(hold) => return Ok(Some(hold)),
             Err(_) if !link.stopped() => std::thread::sleep(Duration::from_millis(20)),
             Err(e) => return Err(e),
@@ -379,7 +372,6 @@ fn hold_snapshots<'a>(p: &'a Persistence, link: &Link) -> Result<Option<crate::s
 /// the only one and the WAL restarts after it; then the primary's records
 /// stream from `to + 1`. The `syncing` mark covers a crash in between.
 fn rewind(shared: &Shared, link: &Link, replid: &str, to: u64) -> Result<()> {
-    let repl = &shared.replication;
     let p = shared.persistence().cloned().ok_or("no local WAL to rewind")?;
     let snaps = p.snapshots.as_ref().ok_or("snapshots are disabled (ENABLE_SNAPSHOTS=false); a rewind needs them")?;
     let last = p.wal.last_lsn();
@@ -390,42 +382,68 @@ fn rewind(shared: &Shared, link: &Link, replid: &str, to: u64) -> Result<()> {
         "rejoining a primary whose history forked from ours: dropping the records after the fork (they were never \
          replicated before the failover)"
     );
+    begin_replacing(shared, link)?;
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    fastcache_recovery::rewind(&shared.engine, &p.wal, &snaps.store, to, threads)
+        .map_err(|e| format!("rebuilding the state at LSN {to} failed ({e}); a full resynchronisation follows"))?;
+    adopt_memory(shared, &p, Some(to))?;
+    finish_replacing(shared, link, replid, to, SyncReport { kind: "partial", ..Default::default() });
+    Ok(())
+}
+
+/// A full sync or rewind starts replacing the data set: the `syncing` mark
+/// goes to disk first (a crash from here on makes the next start discard
+/// the directory, which mixes two histories), any failure asks for a full
+/// sync next time, sub-replicas resync, and clients get `-LOADING` until
+/// it is done (node recovery may already hold it: its thread ends it).
+fn begin_replacing(shared: &Shared, link: &Link) -> Result<()> {
+    let repl = &shared.replication;
     link.state.store(2, Ordering::Release);
     repl.save_state(true)?;
     repl.replacing.store(true, Ordering::Release);
-    // Any failure from here on asks for a full sync next time.
     repl.applied.store(0, Ordering::Release);
     repl.drop_peers();
     if !shared.loading.is_active() {
         shared.loading.start();
         link.holds_loading.store(true, Ordering::Release);
     }
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    fastcache_recovery::rewind(&shared.engine, &p.wal, &snaps.store, to, threads)
-        .map_err(|e| format!("rebuilding the state at LSN {to} failed ({e}); a full resynchronisation follows"))?;
-    adopt_memory(shared, &p, Some(to))?;
+    Ok(())
+}
+
+/// The data set (memory and directory) now follows `replid` up to `lsn`:
+/// the mark is cleared, the next backup is a full base (the data bypassed
+/// change tracking) and the link is up.
+fn finish_replacing(shared: &Shared, link: &Link, replid: &str, lsn: u64, report: SyncReport) {
+    let repl = &shared.replication;
     {
         let mut ids = repl.ids.lock();
         ids.replid = replid.to_string();
         ids.replid2 = "0".repeat(40);
         ids.offset2 = 0;
     }
-    repl.applied.store(to, Ordering::Release);
+    repl.applied.store(lsn, Ordering::Release);
     let _ = repl.save_state(false);
     repl.replacing.store(false, Ordering::Release);
     shared.engine.require_full_backup();
-    repl.syncs_partial_done.fetch_add(1, Ordering::Relaxed);
-    {
-        let mut last = repl.last_sync.lock();
-        *last = SyncReport { kind: "partial", node_recovery: last.node_recovery, ..Default::default() };
-    }
     if link.holds_loading.swap(false, Ordering::AcqRel) {
         shared.loading.finish();
+    }
+    record_sync(shared, link, report);
+}
+
+/// Counts a finished synchronisation, keeps it for INFO and metrics, and
+/// marks the link up.
+fn record_sync(shared: &Shared, link: &Link, report: SyncReport) {
+    let repl = &shared.replication;
+    let counter = if report.kind == "full" { &repl.syncs_full_done } else { &repl.syncs_partial_done };
+    counter.fetch_add(1, Ordering::Relaxed);
+    {
+        let mut last = repl.last_sync.lock();
+        *last = SyncReport { node_recovery: last.node_recovery, ..report };
     }
     link.state.store(3, Ordering::Release);
     *link.down_since.lock() = None;
     link.synced.store(true, Ordering::Release);
-    Ok(())
 }
 
 /// A full resynchronisation in progress: memory, the WAL and the snapshots
@@ -437,7 +455,7 @@ struct FullSync<'a> {
     writer: Option<SnapshotWriter>,
     bytes: u64,
     keys: u64,
-    _hold: Option<crate::snapshots::SnapshotHold<'a>>,
+    _hold: Option<crate::snapshots::CopyHold<'a>>,
     persistence: Option<Arc<Persistence>>,
 }
 
@@ -447,24 +465,11 @@ impl<'a> FullSync<'a> {
         link: &Link,
         replid: &str,
         lsn: u64,
-        hold: Option<crate::snapshots::SnapshotHold<'a>>,
+        hold: Option<crate::snapshots::CopyHold<'a>>,
     ) -> Result<FullSync<'a>> {
-        let repl = &shared.replication;
-        link.state.store(2, Ordering::Release);
         link.sync_bytes.store(0, Ordering::Relaxed);
-        // Until it is done, the data directory mixes two histories: a
-        // crash from here on makes the next start discard it.
-        repl.save_state(true)?;
-        repl.replacing.store(true, Ordering::Release);
-        repl.applied.store(0, Ordering::Release);
-        repl.drop_peers();
+        begin_replacing(shared, link)?;
         let persistence = shared.persistence().cloned();
-        // Clients get -LOADING until a sync completes (node recovery may
-        // already hold it: then the recovery thread ends it).
-        if !shared.loading.is_active() {
-            shared.loading.start();
-            link.holds_loading.store(true, Ordering::Release);
-        }
         shared
             .engine
             .apply_op(&Op::new(0, &[b"FLUSHALL"]))
@@ -516,7 +521,6 @@ impl<'a> FullSync<'a> {
         if keys != self.keys {
             return Err(format!("the full sync announced {keys} keys but carried {}", self.keys));
         }
-        let repl = &shared.replication;
         if let Some(p) = &self.persistence {
             // The local log restarts at the primary's LSN; the old one
             // (another history) is gone, then the snapshot becomes the only one.
@@ -527,37 +531,10 @@ impl<'a> FullSync<'a> {
                 s.store.publish_only(&info).map_err(|e| format!("publishing the full sync's snapshot: {e}"))?;
             }
         }
-        {
-            let mut ids = repl.ids.lock();
-            ids.replid = std::mem::take(&mut self.replid);
-            ids.replid2 = "0".repeat(40);
-            ids.offset2 = 0;
-        }
-        repl.applied.store(self.lsn, Ordering::Release);
-        let _ = repl.save_state(false);
-        repl.replacing.store(false, Ordering::Release);
         shared.engine.reset_dirty();
-        // The loaded keys went past change tracking: a backup chain must
-        // restart from a full base.
-        shared.engine.require_full_backup();
         let seconds = self.started.elapsed().as_secs_f64();
-        {
-            let mut last = repl.last_sync.lock();
-            *last = SyncReport {
-                kind: "full",
-                bytes: self.bytes,
-                seconds,
-                keys: self.keys,
-                node_recovery: last.node_recovery,
-            };
-        }
-        repl.syncs_full_done.fetch_add(1, Ordering::Relaxed);
-        if link.holds_loading.swap(false, Ordering::AcqRel) {
-            shared.loading.finish();
-        }
-        link.state.store(3, Ordering::Release);
-        *link.down_since.lock() = None;
-        link.synced.store(true, Ordering::Release);
+        let report = SyncReport { kind: "full", bytes: self.bytes, seconds, keys: self.keys, node_recovery: false };
+        finish_replacing(shared, link, &self.replid, self.lsn, report);
         tracing::info!(
             lsn = self.lsn,
             keys = self.keys,
@@ -575,6 +552,6 @@ impl Drop for FullSync<'_> {
             w.abort();
         }
         // An unfinished sync leaves -LOADING on: memory is incomplete until
-        // the next sync finishes (or the link stops, see `run`).
+        // the next sync finishes (or the link stops: `Replication::stop_link`).
     }
 }
